@@ -1,0 +1,42 @@
+# The README's commands. Everything a fresh machine needs is set up from here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench services demo clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: start the service (embedded defaults when Redis / RabbitMQ / Postgres are not set)
+run: $(STAMP)
+	$(BIN)/kratos-hooks serve
+
+## services: make sure the local PostgreSQL, Redis and RabbitMQ are up (starts what is not)
+services:
+	bash scripts/services.sh
+
+## lint: ruff (lint + format check) and mypy strict on the packages
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint, then the whole suite against the real local services
+test: $(STAMP) services lint
+	$(BIN)/python -m pytest
+
+## bench: throughput and latency beside reference peers (nginx, a bare aiohttp handler)
+bench: $(STAMP)
+	bash bench/run.sh
+
+## demo: the service in front of the Kratos stand-in on loopback (see README)
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache var

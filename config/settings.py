@@ -1,0 +1,105 @@
+"""The typed, frozen settings model.
+
+Every field names the environment variable that sets it (``env``) and, by its place in a
+section, the TOML key (``[section] field``). Secrets carry ``repr=False`` and ``secret=True`` so
+neither ``repr()`` nor ``kratos-hooks config check`` ever prints them. Parsing lives in
+``config.loader``; this module only describes the shape and the defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def setting(default: Any, env: str, *, secret: bool = False, doc: str = "") -> Any:
+    """A dataclass field that knows its environment variable."""
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"env": env, "secret": secret, "doc": doc},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    public_listen: ListenAddress = setting(
+        ListenAddress("0.0.0.0", 8080), "PUBLIC_LISTEN", doc="host:port of the edge proxy"
+    )
+    internal_listen: ListenAddress = setting(
+        ListenAddress("0.0.0.0", 8081),
+        "INTERNAL_LISTEN",
+        doc="host:port of health, metrics, hooks and decisions",
+    )
+    trusted_proxies: tuple[IPNetwork, ...] = setting(
+        (), "TRUSTED_PROXIES", doc="CIDRs whose X-Forwarded-For is believed"
+    )
+    workers: int = setting(1, "WORKERS", doc="processes sharing the ports (SO_REUSEPORT)")
+    shutdown_timeout: float = setting(
+        15.0, "SHUTDOWN_TIMEOUT", doc="seconds in-flight requests get after SIGTERM"
+    )
+    max_body_size: int = setting(
+        64 * 1024, "MAX_BODY_SIZE", doc="bytes accepted by internal JSON endpoints"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KratosSettings:
+    public_url: str = setting("http://127.0.0.1:4433", "KRATOS_PUBLIC_URL")
+    admin_url: str = setting("http://127.0.0.1:4434", "KRATOS_ADMIN_URL")
+    admin_token: str = setting("", "KRATOS_ADMIN_TOKEN", secret=True)
+    session_cookie: str = setting("ory_kratos_session", "KRATOS_SESSION_COOKIE")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    path_prefix: str = setting(
+        "", "PUBLIC_PATH_PREFIX", doc="prefix stripped before forwarding, e.g. /ory/kratos/public"
+    )
+    preserve_host: bool = setting(
+        True, "PROXY_PRESERVE_HOST", doc="send the client's Host to Kratos (else Kratos' own)"
+    )
+    connect_timeout: float = setting(5.0, "UPSTREAM_CONNECT_TIMEOUT")
+    read_timeout: float = setting(30.0, "UPSTREAM_READ_TIMEOUT", doc="max silence between bytes")
+    total_timeout: float = setting(0.0, "UPSTREAM_TOTAL_TIMEOUT", doc="0 = unbounded (streams)")
+    pool_size: int = setting(256, "UPSTREAM_POOL_SIZE")
+    keepalive_timeout: float = setting(
+        30.0, "UPSTREAM_KEEPALIVE_TIMEOUT", doc="keep shorter than Kratos' idle timeout"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    redis_url: str = setting("", "REDIS_URL", secret=True, doc="empty = in-memory store")
+    redis_key_prefix: str = setting("kh:", "REDIS_KEY_PREFIX")
+    rabbitmq_url: str = setting("", "RABBITMQ_URL", secret=True, doc="empty = spool file only")
+    database_url: str = setting("", "DATABASE_URL", secret=True, doc="empty = local spool")
+    spool_dir: str = setting("./var/spool", "SPOOL_DIR", doc="embedded outbox location")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting("INFO", "LOG_LEVEL")
+    format: Literal["json", "console"] = setting("json", "LOG_FORMAT")
+    access_log: bool = setting(True, "ACCESS_LOG")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    kratos: KratosSettings = field(default_factory=KratosSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    log: LogSettings = field(default_factory=LogSettings)

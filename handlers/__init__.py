@@ -1,0 +1,1 @@
+"""The sidecar router (internal listener): health, metrics, and later hooks and decisions."""

@@ -1,0 +1,62 @@
+"""``kratos-hooks`` command line: ``serve`` and ``config check`` (more subcommands plug in here)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from config import ConfigError, Settings, describe, load_settings
+from proxy import logs, server
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kratos-hooks",
+        description="Brute-force backoff proxy, webhooks and auth decisions for Ory Kratos.",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file (default: $KRATOS_HOOKS_CONFIG)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the public and internal listeners")
+    serve.add_argument("--workers", type=int, help="processes sharing the ports (SO_REUSEPORT)")
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser("check", help="validate and print the effective settings")
+    return parser
+
+
+def _config_check(settings: Settings) -> int:
+    rows = describe(settings)
+    width = max(len(env) for env, _, _ in rows)
+    for env, key, value in rows:
+        print(f"{env:<{width}}  {value}    # {key}")
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if getattr(args, "workers", None) is not None:
+            workers = args.workers
+            if workers < 1:
+                raise ConfigError(f"--workers={workers}: expected an integer >= 1")
+            settings = dataclasses.replace(
+                settings, server=dataclasses.replace(settings.server, workers=workers)
+            )
+    except ConfigError as exc:
+        print(f"kratos-hooks: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        return _config_check(settings)
+    logs.configure(settings.log.level, settings.log.format)
+    server.announce_defaults(settings)
+    return server.run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Typed keys for application and request state: every shared resource is declared here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import ClientSession, web
+
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from handlers.health import Health
+    from proxy.forwarder import Forwarder
+
+SETTINGS = web.AppKey("settings", Settings)
+LISTENER = web.AppKey("listener", str)
+HEALTH: web.AppKey[Health] = web.AppKey("health")
+KRATOS_PUBLIC = web.AppKey("kratos_public_session", ClientSession)
+FORWARDER: web.AppKey[Forwarder] = web.AppKey("forwarder")
+
+REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_IP = web.RequestKey("client_ip", str)
+ROUTE = web.RequestKey("route", str)
+UPSTREAM_STATUS = web.RequestKey("upstream_status", int)

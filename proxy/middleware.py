@@ -1,0 +1,80 @@
+"""The one middleware both listeners share: request id, errors as JSON, metrics.
+
+Handlers raise ``KratosHooksError`` (or aiohttp's HTTP exceptions) and this renders them in
+Kratos' error shape; anything unexpected is logged once, with its traceback, and answered
+with a bare 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy.errors import KratosHooksError, error_document, render
+from proxy.keys import LISTENER, REQUEST_ID, ROUTE
+from proxy.logs import request_id_var
+from proxy.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("kratos_hooks.http")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's ``X-Request-ID`` when it is a sane token, else a fresh one."""
+    if header and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def json_error(exc: KratosHooksError, request_id: str) -> web.Response:
+    response = web.Response(
+        status=exc.status, body=render(exc, request_id), content_type="application/json"
+    )
+    response.headers.update(exc.headers)
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException, request_id: str) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc
+    body = orjson.dumps(error_document(exc.status, reason=exc.reason, request_id=request_id))
+    response = web.Response(status=exc.status, body=body, content_type="application/json")
+    for name in ("Allow", "Location", "Retry-After", "WWW-Authenticate"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request_id_from(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except KratosHooksError as exc:
+            response = json_error(exc, request_id)
+        except web.HTTPException as exc:
+            response = _from_http_exception(exc, request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.path})
+            response = json_error(KratosHooksError(), request_id)
+        if not response.prepared:
+            response.headers.setdefault("X-Request-ID", request_id)
+        status = response.status
+        return response
+    finally:
+        labels = (request.app[LISTENER], request.get(ROUTE, "unmatched"), str(status))
+        HTTP_REQUESTS.labels(*labels).inc()
+        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        request_id_var.reset(token)

@@ -1,0 +1,154 @@
+"""Running the two listeners: start, wait for a signal, drain, stop.
+
+``start()`` is shared by the CLI and the tests, so the tests exercise the real listeners.
+With ``workers > 1`` the parent forks that many processes that bind the same ports with
+SO_REUSEPORT (the kernel spreads connections) and relays SIGTERM/SIGINT to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from config.settings import ListenAddress, Settings
+from handlers.health import Health
+from proxy.access_log import AccessLogger
+from proxy.app import build_apps
+
+log = logging.getLogger("kratos_hooks")
+
+
+@dataclass(slots=True)
+class Running:
+    runners: list[web.AppRunner]
+    health: Health
+    public_port: int
+    internal_port: int
+
+    async def stop(self) -> None:
+        """Stop accepting on every listener, let in-flight requests finish, close resources."""
+        self.health.draining = True
+        await asyncio.gather(*(runner.cleanup() for runner in self.runners))
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    return int(runner.addresses[0][1])
+
+
+async def _listen(
+    app: web.Application, address: ListenAddress, settings: Settings
+) -> web.AppRunner:
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("kratos_hooks.access") if settings.log.access_log else None,
+        shutdown_timeout=settings.server.shutdown_timeout,
+        handle_signals=False,
+    )
+    await runner.setup()
+    reuse_port = settings.server.workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SystemExit(f"cannot listen on {address}: {exc.strerror}") from None
+    return runner
+
+
+def announce_defaults(settings: Settings) -> None:
+    """Say loudly which parts run on embedded defaults because nothing was configured."""
+    store = settings.store
+    if not store.redis_url:
+        log.warning(
+            "REDIS_URL is not set: using the in-memory store (single replica only; "
+            "backoff counters and session cache are not shared and vanish on restart)"
+        )
+    if not store.rabbitmq_url:
+        log.warning("RABBITMQ_URL is not set: events are kept in the local spool only")
+    if not store.database_url:
+        log.warning(
+            "DATABASE_URL is not set: the outbox is the local spool in %s; "
+            "database-backed features are off",
+            store.spool_dir,
+        )
+
+
+async def start(settings: Settings) -> Running:
+    public, internal, health = build_apps(settings)
+    runners = [await _listen(public, settings.server.public_listen, settings)]
+    try:
+        runners.append(await _listen(internal, settings.server.internal_listen, settings))
+    except BaseException:
+        await runners[0].cleanup()
+        raise
+    health.listening = True
+    running = Running(runners, health, _bound_port(runners[0]), _bound_port(runners[1]))
+    log.info(
+        "listening",
+        extra={
+            "public": str(settings.server.public_listen),
+            "internal": str(settings.server.internal_listen),
+            "kratos_public": settings.kratos.public_url,
+            "pid": os.getpid(),
+        },
+    )
+    return running
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running = await start(settings)
+    await stop.wait()
+    log.info("draining", extra={"timeout_s": settings.server.shutdown_timeout})
+    await running.stop()
+    log.info("stopped")
+
+
+def install_uvloop() -> bool:
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def run_worker(settings: Settings) -> None:
+    install_uvloop()
+    asyncio.run(serve(settings))
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    if settings.server.workers == 1:
+        run_worker(settings)
+        return 0
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=run_worker, args=(settings,), name=f"worker-{i}")
+        for i in range(settings.server.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def relay(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, relay)
+    signal.signal(signal.SIGINT, relay)
+    for worker in workers:
+        worker.join()
+    return max((w.exitcode or 0) for w in workers)

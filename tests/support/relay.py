@@ -1,0 +1,88 @@
+"""A fault-injecting TCP relay put between the code under test and a real service.
+
+Outages are simulated by cutting the relay, never by stopping the shared server:
+``cut()`` drops every open connection and refuses new ones; ``hang()`` accepts but never
+forwards a byte (a black hole, for timeouts); ``restore()`` goes back to relaying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Literal
+
+Mode = Literal["pass", "cut", "hang"]
+
+
+class FaultyRelay:
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.mode: Mode = "pass"
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> FaultyRelay:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def url(self, scheme: str, suffix: str = "", userinfo: str = "") -> str:
+        at = f"{userinfo}@" if userinfo else ""
+        return f"{scheme}://{at}127.0.0.1:{self.port}{suffix}"
+
+    def cut(self) -> None:
+        self.mode = "cut"
+        self._drop_all()
+
+    def hang(self) -> None:
+        self.mode = "hang"
+        self._drop_all()
+
+    def restore(self) -> None:
+        self.mode = "pass"
+
+    def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "cut":
+            writer.transport.abort()
+            return
+        self._writers.add(writer)
+        if self.mode == "hang":
+            with contextlib.suppress(Exception):
+                await reader.read()  # until the client gives up
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.mode != "pass":
+                    break
+                writer.write(data)
+                await writer.drain()
+        finally:
+            with contextlib.suppress(Exception):
+                writer.transport.abort() if self.mode != "pass" else writer.close()
+            self._writers.discard(writer)
+
+    async def close(self) -> None:
+        self._drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
