@@ -18,6 +18,7 @@ from handlers.metrics import metrics
 from proxy.forwarder import Forwarder
 from proxy.keys import FORWARDER, HEALTH, KRATOS_PUBLIC, LISTENER, SETTINGS
 from proxy.middleware import observe
+from proxy.redis_client import redis_context, redis_probe
 
 # aiohttp would otherwise add headers the client never sent.
 NO_AUTO_HEADERS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
@@ -76,6 +77,7 @@ def create_public_app(settings: Settings) -> web.Application:
     app[LISTENER] = "public"
     app[FORWARDER] = Forwarder(settings)
     app.cleanup_ctx.append(session_context(KRATOS_PUBLIC, upstream_session))
+    app.cleanup_ctx.append(redis_context)
     for install in PUBLIC_FEATURES:
         install(app)
     app.router.add_route("*", "/{tail:.*}", app[FORWARDER])
@@ -106,7 +108,9 @@ def create_internal_app(settings: Settings, health: Health) -> web.Application:
     app.cleanup_ctx.append(
         session_context(KRATOS_PUBLIC, lambda s: upstream_session(s, pool_size=32))
     )
+    app.cleanup_ctx.append(redis_context)
     health.register("kratos_public", _kratos_probe(app))
+    health.register("redis", redis_probe(app))
     app.router.add_get("/health/alive", alive)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 
 from config.settings import Settings
@@ -17,6 +18,7 @@ LISTENER = web.AppKey("listener", str)
 HEALTH: web.AppKey[Health] = web.AppKey("health")
 KRATOS_PUBLIC = web.AppKey("kratos_public_session", ClientSession)
 FORWARDER: web.AppKey[Forwarder] = web.AppKey("forwarder")
+REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)

@@ -1,0 +1,48 @@
+"""The Redis connection: one client per app, made and closed by its own cleanup_ctx.
+
+``app[REDIS]`` is None when ``REDIS_URL`` is not set; features then use their embedded
+in-process fallback (said at start-up by ``server.announce_defaults``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from proxy.keys import REDIS, SETTINGS
+
+# Short timeouts: every Redis call sits on a request path, and a hung Redis must turn into
+# the configured fail-open / fail-closed decision quickly, not into a hung login.
+SOCKET_TIMEOUT = 0.5
+
+
+async def redis_context(app: web.Application) -> AsyncIterator[None]:
+    url = app[SETTINGS].store.redis_url
+    app[REDIS] = (
+        aioredis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            health_check_interval=15,
+        )
+        if url
+        else None
+    )
+    yield
+    client = app[REDIS]
+    if client is not None:
+        await client.aclose()
+
+
+def redis_probe(app: web.Application) -> Any:
+    async def probe() -> dict[str, Any]:
+        client = app[REDIS]
+        if client is None:
+            return {"status": "embedded", "note": "in-memory store, single replica only"}
+        await cast(Awaitable[bool], client.ping())  # redis-py types ping for sync and async
+        return {"status": "ok"}
+
+    return probe
