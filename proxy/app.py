@@ -80,7 +80,7 @@ def create_public_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(redis_context)
     for install in PUBLIC_FEATURES:
         install(app)
-    app.router.add_route("*", "/{tail:.*}", app[FORWARDER])
+    app.router.add_route("*", "/{tail:.*}", app[FORWARDER].handle)
     return app
 
 

@@ -142,7 +142,7 @@ class Forwarder:
         await response.write_eof()
         return response
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         async with self.exchange(request) as upstream:
             return await self.relay(request, upstream)
 

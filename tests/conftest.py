@@ -24,7 +24,9 @@ from tests.kratos_standin import StandinState, create_admin_app, create_public_a
 from tests.support.relay import FaultyRelay
 
 REDIS_BASE = os.environ.get("KH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_ADMIN = os.environ.get("KH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN = os.environ.get(
+    "KH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 AMQP_URL = os.environ.get("KH_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 RUN_ID = uuid.uuid4().hex[:10]
