@@ -1,9 +1,9 @@
 """Kratos' error bodies (ory/herodot) and the exception handlers raise to produce them.
 
-    KratosError          -> {"error": {...}} with the HTTP status it carries
-      FlowExpiredError   -> adds expired_at / since / use_flow_id (410)
-      LocationChangeError-> adds redirect_browser_to (422 browser_location_change_required)
-      AALNotSatisfiedError -> adds redirect_browser_to (403 session_aal2_required)
+KratosError          -> {"error": {...}} with the HTTP status it carries
+  FlowExpiredError   -> adds expired_at / since / use_flow_id (410)
+  LocationChangeError-> adds redirect_browser_to (422 browser_location_change_required)
+  AALNotSatisfiedError -> adds redirect_browser_to (403 session_aal2_required)
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ _DEFAULT_MESSAGES = {
     403: "The requested action was forbidden",
     404: "The requested resource could not be found",
     409: "The resource could not be created due to a conflict",
-    410: "The requested resource is no longer available because it has expired or is otherwise invalid.",
+    410: (
+        "The requested resource is no longer available because it has expired "
+        "or is otherwise invalid."
+    ),
     500: "An internal server error occurred, please contact the system administrator",
 }
 
@@ -37,7 +40,7 @@ class KratosError(Exception):
         self,
         code: int,
         *,
-        id: str | None = None,  # noqa: A002 - Kratos' field name
+        id: str | None = None,
         reason: str | None = None,
         message: str | None = None,
         details: dict[str, Any] | None = None,
@@ -74,7 +77,9 @@ class FlowExpiredError(KratosError):
         super().__init__(
             410,
             id="self_service_flow_expired",
-            reason=f"The self-service flow expired {minutes:.2f} minutes ago, initialize a new one.",
+            reason=(
+                f"The self-service flow expired {minutes:.2f} minutes ago, initialize a new one."
+            ),
             message="self-service flow expired",
         )
         self.expired_at = expired_at
@@ -155,16 +160,14 @@ def csrf_violation() -> KratosError:
     )
 
 
-def bad_request(reason: str, *, id: str | None = None) -> KratosError:  # noqa: A002
+def bad_request(reason: str, *, id: str | None = None) -> KratosError:
     return KratosError(400, id=id, reason=reason)
 
 
 def json_response(
     body: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    response = web.Response(
-        body=orjson.dumps(body), status=status, headers=headers or {}
-    )
+    response = web.Response(body=orjson.dumps(body), status=status, headers=headers or {})
     response.headers["Content-Type"] = JSON_CONTENT_TYPE
     return response
 

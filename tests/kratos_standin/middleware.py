@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from multidict import CIMultiDict
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 from .errors import KratosError, error_response
 from .keys import APP_NAME_KEY, STATE_KEY

@@ -54,7 +54,6 @@ def _apply_errata(schemas: dict[str, Any]) -> None:
     }
 
 
-
 @functools.cache
 def _document() -> dict[str, Any]:
     raw = orjson.loads(SPEC_PATH.read_bytes())
@@ -65,8 +64,9 @@ def _document() -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry[Any]:
-    resource = Resource.from_contents(_document(), default_specification=DRAFT4)
-    return Registry().with_resource(_BASE_URI, resource)
+    resource: Resource[Any] = Resource.from_contents(_document(), default_specification=DRAFT4)
+    registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
+    return registry
 
 
 def _is_date_time(value: object) -> bool:
@@ -102,19 +102,14 @@ def _validator(schema_name: str) -> jsonschema.Draft4Validator:
     if schema_name not in _document()["components"]["schemas"]:
         raise KeyError(f"no schema named {schema_name!r} in {SPEC_PATH}")
     ref = {"$ref": f"{_BASE_URI}#/components/schemas/{schema_name}"}
-    return jsonschema.Draft4Validator(
-        ref, registry=_registry(), format_checker=_format_checker()
-    )
+    return jsonschema.Draft4Validator(ref, registry=_registry(), format_checker=_format_checker())
 
 
 def validate(schema_name: str, body: object) -> None:
     """Raise SchemaMismatchError unless ``body`` matches ``components/schemas/<schema_name>``."""
-    errors = sorted(
-        _validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path)
-    )
+    errors = sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [
-            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in errors[:10]
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors[:10]
         ]
         raise SchemaMismatchError(f"body does not match {schema_name}:\n" + "\n".join(lines))

@@ -211,9 +211,7 @@ class StandinState:
     def resync_identifiers(self, identity_id: str) -> None:
         credential = self.passwords.get(identity_id)
         if credential is not None:
-            credential.identifiers = identifiers_from_traits(
-                self.identities[identity_id]["traits"]
-            )
+            credential.identifiers = identifiers_from_traits(self.identities[identity_id]["traits"])
 
     def delete_identity(self, identity_id: str) -> None:
         del self.identities[identity_id]
