@@ -117,3 +117,10 @@ def test_strip_prefix(raw: str, prefix: str, expected: str | None) -> None:
 def test_sensitive_query_values_are_redacted_in_logs() -> None:
     assert redact_query("token=abc&return_to=%2Fhome") == "token=%2A%2A%2A&return_to=%2Fhome"
     assert "s3cret" not in redact_query("flow=1&code=s3cret")
+
+
+def test_shipped_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "config.example.toml"
+    settings = load_settings(example, env={})
+    assert settings.kratos.public_url == "http://kratos-public.identity.svc:4433"
+    assert settings.server.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
