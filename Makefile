@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench services demo clean
+.PHONY: run test lint bench services tools demo clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 services:
 	bash scripts/services.sh
 
+## tools: the Debian packages tests and benchmarks run for real (nginx, wrk), when missing
+tools:
+	bash scripts/tools.sh
+
 ## lint: ruff (lint + format check) and mypy strict on the packages
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,11 +31,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## test: lint, then the whole suite against the real local services
-test: $(STAMP) services lint
+test: $(STAMP) services tools lint
 	$(BIN)/python -m pytest
 
 ## bench: throughput and latency beside reference peers (nginx, a bare aiohttp handler)
-bench: $(STAMP)
+bench: $(STAMP) tools
 	bash bench/run.sh
 
 ## demo: the service in front of the Kratos stand-in on loopback (see README)
