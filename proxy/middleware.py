@@ -7,10 +7,11 @@ with a bare 500 that reveals nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 import orjson
 from aiohttp import web
@@ -19,18 +20,26 @@ from aiohttp.typedefs import Handler
 from proxy.errors import KratosHooksError, error_document, render
 from proxy.keys import LISTENER, REQUEST_ID, ROUTE
 from proxy.logs import request_id_var
-from proxy.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from proxy.metrics import HTTP_LATENCY, HTTP_REQUESTS, Counter, Histogram
 
 log = logging.getLogger("kratos_hooks.http")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
 def request_id_from(header: str | None) -> str:
-    """The caller's ``X-Request-ID`` when it is a sane token, else a fresh one."""
+    """The caller's ``X-Request-ID`` when it is a sane token, else a fresh one.
+
+    Fresh ids are a random per-process prefix and a counter: unique across replicas and
+    restarts without a system call per request.
+    """
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 def json_error(exc: KratosHooksError, request_id: str) -> web.Response:
@@ -50,6 +59,20 @@ def _from_http_exception(exc: web.HTTPException, request_id: str) -> web.StreamR
         if name in exc.headers:
             response.headers[name] = exc.headers[name]
     return response
+
+
+_Children = tuple[Counter, Histogram]
+_CHILDREN: dict[tuple[str, str, int], _Children] = {}
+
+
+def _children(listener: str, route: str, status: int) -> _Children:
+    """The labelled metric children, resolved once per label set (``labels()`` is costly)."""
+    key = (listener, route, status)
+    children = _CHILDREN.get(key)
+    if children is None:
+        labels = (listener, route, str(status))
+        children = _CHILDREN[key] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+    return children
 
 
 @web.middleware
@@ -74,7 +97,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
         return response
     finally:
-        labels = (request.app[LISTENER], request.get(ROUTE, "unmatched"), str(status))
-        HTTP_REQUESTS.labels(*labels).inc()
-        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        count, latency = _children(request.app[LISTENER], request.get(ROUTE, "unmatched"), status)
+        count.inc()
+        latency.observe(time.perf_counter() - started)
         request_id_var.reset(token)
