@@ -1,0 +1,5 @@
+// Body of the identity-resolution web_hooks -> POST /hooks/kratos/identity?point=….
+// The whole ctx.identity (Kratos leaves out credentials and metadata_admin): with its
+// metadata_public in the payload, the hook needs no extra read of the Admin API and writes
+// nothing at all when the platform ids are already there — the case on every login.
+function(ctx) { identity: ctx.identity }

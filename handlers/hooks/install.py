@@ -1,0 +1,268 @@
+"""Wiring of the hooks into the internal app: routes, one cleanup_ctx per resource, probes.
+
+Everything starts without its dependencies: the broker connection is made in the
+background, database pools on first use, so ``make run`` works with no configuration and a
+dependency outage shows up as "degraded" in ``/health/ready``, never as a failed start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
+
+from config.settings import Settings
+from handlers.health import Health
+from handlers.hooks.auth import ENABLING_SETTINGS, Credentials
+from handlers.hooks.breaker import CircuitBreaker
+from handlers.hooks.common import hook
+from handlers.hooks.fallback import FallbackOutbox
+from handlers.hooks.identity import identity
+from handlers.hooks.keys import (
+    ADMIN_SESSION,
+    BACKGROUND,
+    CREDENTIALS,
+    OUTBOX,
+    PLATFORM_SESSION,
+    PUBLISHER,
+    RELAY,
+    RESERVATIONS,
+    RESOLVERS,
+    SYNC,
+)
+from handlers.hooks.kratos_admin import KratosAdmin
+from handlers.hooks.outbox import Outbox, OutboxUnavailable, PostgresOutbox
+from handlers.hooks.publisher import Publisher
+from handlers.hooks.relay import Relay, publish_stats
+from handlers.hooks.reservation import Reservations
+from handlers.hooks.resolvers import ApiResolver, PostgresResolver, Resolver, ResolverChain
+from handlers.hooks.spool import SpoolOutbox, spool_filename
+from handlers.hooks.sync import IdentitySync, MetadataKeys
+from handlers.hooks.verification import verification
+from proxy.keys import REDIS, SETTINGS
+
+log = logging.getLogger("kratos_hooks.hooks")
+
+
+def make_outbox(settings: Settings) -> Outbox:
+    spool = SpoolOutbox(
+        settings.store.spool_dir, retention=settings.hooks.once_retention, filename=spool_filename()
+    )
+    if not settings.store.database_url:
+        return spool
+    # Half the budget: a hung database must still leave the hook time to answer.
+    database = PostgresOutbox(
+        settings.store.database_url,
+        settings.hooks.outbox_table,
+        timeout=max(0.2, settings.hooks.budget / 2),
+    )
+    return FallbackOutbox(database, spool)
+
+
+def make_session(settings: Settings, pool_size: int = 16) -> ClientSession:
+    return ClientSession(
+        connector=TCPConnector(limit=pool_size, keepalive_timeout=15),
+        cookie_jar=DummyCookieJar(),
+        timeout=ClientTimeout(total=max(1.0, settings.hooks.http_timeout * 4)),
+        trust_env=False,
+    )
+
+
+def make_breaker(settings: Settings, name: str) -> CircuitBreaker:
+    hooks = settings.hooks
+    return CircuitBreaker(name, hooks.breaker_failures, hooks.breaker_cooldown)
+
+
+def make_resolvers(settings: Settings, session: ClientSession) -> ResolverChain:
+    hooks = settings.hooks
+    chain: list[Resolver] = []
+    for name in hooks.resolvers:
+        if name == "postgres" and hooks.platform_database_url:
+            chain.append(
+                PostgresResolver(
+                    hooks.platform_database_url, hooks.resolve_query, timeout=hooks.db_timeout
+                )
+            )
+        elif name == "api" and hooks.platform_api_url:
+            chain.append(
+                ApiResolver(
+                    session,
+                    hooks.platform_api_url.rstrip("/") + hooks.resolve_path,
+                    timeout=hooks.http_timeout,
+                    attempts=hooks.http_attempts,
+                    breaker=make_breaker(settings, "platform_api"),
+                )
+            )
+    return ResolverChain(chain)
+
+
+def make_sync(
+    settings: Settings, admin_session: ClientSession, chain: ResolverChain
+) -> IdentitySync:
+    admin = KratosAdmin(
+        admin_session,
+        settings.kratos.admin_url,
+        token=settings.kratos.admin_token,
+        timeout=settings.hooks.http_timeout,
+        breaker=make_breaker(settings, "kratos_admin"),
+    )
+    keys = MetadataKeys(settings.hooks.metadata_user_key, settings.hooks.metadata_agent_key)
+    return IdentitySync(chain, admin, keys)
+
+
+# --- one cleanup_ctx per resource -------------------------------------------------------------
+
+
+async def outbox_context(app: web.Application) -> AsyncIterator[None]:
+    outbox = make_outbox(app[SETTINGS])
+    await outbox.start()
+    app[OUTBOX] = outbox
+    yield
+    await outbox.close()
+
+
+async def publisher_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    publisher = None
+    if settings.store.rabbitmq_url:
+        publisher = Publisher(
+            settings.store.rabbitmq_url,
+            settings.hooks.queue,
+            reconnect_interval=settings.hooks.amqp_reconnect_interval,
+        )
+        await publisher.start()
+    app[PUBLISHER] = publisher
+    yield
+    if publisher is not None:
+        await publisher.close()
+
+
+def _session_context(key: web.AppKey[ClientSession]) -> Any:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[key] = make_session(app[SETTINGS])
+        yield
+        await app[key].close()
+
+    return context
+
+
+async def resolvers_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    chain = make_resolvers(settings, app[PLATFORM_SESSION])
+    app[RESOLVERS] = chain
+    app[SYNC] = make_sync(settings, app[ADMIN_SESSION], chain)
+    app[RESERVATIONS] = Reservations(
+        app[REDIS], settings.store.redis_key_prefix, settings.hooks.once_retention
+    )
+    yield
+    await chain.close()
+
+
+async def background_context(app: web.Application) -> AsyncIterator[None]:
+    """Work that outlived a hook's budget: given a moment to finish at shutdown."""
+    tasks: set[asyncio.Task[object]] = set()
+    app[BACKGROUND] = tasks
+    yield
+    pending = list(tasks)
+    if pending:
+        await asyncio.wait(pending, timeout=app[SETTINGS].server.shutdown_timeout)
+        for task in pending:
+            task.cancel()
+
+
+async def relay_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    hooks = settings.hooks
+    relay = Relay(
+        app[OUTBOX],
+        app[PUBLISHER],
+        app[SYNC],
+        interval=hooks.relay_interval,
+        max_backoff=hooks.relay_max_backoff,
+        publish_timeout=hooks.publish_timeout,
+        retention=hooks.once_retention,
+    )
+    app[RELAY] = relay
+    task = asyncio.create_task(relay.run(), name="kratos-hooks-outbox-relay")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# --- readiness probes -------------------------------------------------------------------------
+
+
+def _probes(app: web.Application, health: Health) -> None:
+    async def broker() -> dict[str, Any]:
+        publisher = app.get(PUBLISHER)
+        if publisher is None:
+            return {"status": "embedded", "note": "RABBITMQ_URL unset: events wait in the outbox"}
+        return publisher.report()
+
+    async def outbox() -> dict[str, Any]:
+        box = app[OUTBOX]
+        try:
+            stats = await box.stats()
+        except OutboxUnavailable as exc:
+            return {"status": "down", "backend": box.backend, "error": str(exc)}
+        publish_stats(stats)
+        pending = stats.total
+        report: dict[str, Any] = {
+            "status": "degraded" if pending else "ok",
+            "backend": box.backend,
+            "pending": pending,
+        }
+        if stats.oldest_created_at is not None:
+            report["oldest_age_s"] = round(time.time() - stats.oldest_created_at, 1)
+        return report
+
+    async def breakers() -> dict[str, Any]:
+        sync = app[SYNC]
+        states = {sync.admin.breaker.name: sync.admin.breaker.report()}
+        for resolver in app[RESOLVERS].resolvers:
+            states[resolver.name] = resolver.report()
+        degraded = any(s["status"] != "ok" for s in states.values())
+        return {"status": "degraded" if degraded else "ok", **states}
+
+    health.register("rabbitmq", broker)
+    health.register("hooks_outbox", outbox)
+    health.register("hooks_dependencies", breakers)
+
+
+def install(app: web.Application, health: Health) -> None:
+    """The INTERNAL_FEATURES installer of the Kratos hooks."""
+    settings = app[SETTINGS]
+    credentials = Credentials.from_settings(settings.hooks)
+    app[CREDENTIALS] = credentials
+    if not credentials.configured:
+        if credentials.insecure:
+            log.warning(
+                "HOOKS_INSECURE_NO_AUTH is set: the Kratos hooks accept UNAUTHENTICATED calls; "
+                "never run like this outside a laptop"
+            )
+        else:
+            log.warning(
+                "no hook credentials configured: /hooks/kratos/* answer 503 until %s is set",
+                ENABLING_SETTINGS,
+            )
+    if not settings.store.database_url and settings.server.workers > 1:
+        log.warning(
+            "WORKERS > 1 without DATABASE_URL: each worker keeps its own spool file and its "
+            "own once-per-identity memory; set DATABASE_URL (or REDIS_URL) to share them"
+        )
+    app.cleanup_ctx.append(outbox_context)
+    app.cleanup_ctx.append(publisher_context)
+    app.cleanup_ctx.append(_session_context(ADMIN_SESSION))
+    app.cleanup_ctx.append(_session_context(PLATFORM_SESSION))
+    app.cleanup_ctx.append(resolvers_context)
+    app.cleanup_ctx.append(background_context)
+    app.cleanup_ctx.append(relay_context)
+    app.router.add_post("/hooks/kratos/verification", hook("verification", verification))
+    app.router.add_post("/hooks/kratos/identity", hook("identity", identity))
+    _probes(app, health)

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the hooks. Label values are bounded: hook names, outcomes, resolver
+and breaker names are fixed sets chosen in code, never taken from a request."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from proxy.metrics import LATENCY_BUCKETS
+
+HOOK_REQUESTS = Counter(
+    "kratos_hooks_hook_requests_total",
+    "Kratos hook calls answered, by hook and outcome.",
+    ["hook", "outcome"],
+)
+HOOK_LATENCY = Histogram(
+    "kratos_hooks_hook_duration_seconds",
+    "Time a hook held Kratos, by hook.",
+    ["hook"],
+    buckets=LATENCY_BUCKETS,
+)
+WELCOME_EVENTS = Counter(
+    "kratos_hooks_welcome_events_total",
+    "Welcome events by result (published, outboxed, relayed, duplicate, skipped).",
+    ["result"],
+)
+OUTBOX_DEPTH = Gauge(
+    "kratos_hooks_outbox_depth", "Outbox entries waiting for delivery, by kind.", ["kind"]
+)
+OUTBOX_AGE = Gauge(
+    "kratos_hooks_outbox_oldest_age_seconds", "Age of the oldest undelivered outbox entry."
+)
+RESOLUTIONS = Counter(
+    "kratos_hooks_identity_resolutions_total",
+    "Identity resolutions by resolver and result (found, not_found, unavailable, error).",
+    ["resolver", "result"],
+)
+METADATA_WRITES = Counter(
+    "kratos_hooks_identity_metadata_total",
+    "Identity metadata outcomes (patched, unchanged, not_found, failed), by origin.",
+    ["origin", "outcome"],
+)
+BREAKER_STATE = Gauge(
+    "kratos_hooks_breaker_state",
+    "Circuit breaker state by dependency: 0 closed, 1 half-open, 2 open.",
+    ["name"],
+)
+BREAKER_OPENED = Counter(
+    "kratos_hooks_breaker_opened_total", "Times a circuit breaker opened, by dependency.", ["name"]
+)

@@ -1,0 +1,221 @@
+"""The background task that drains the outbox.
+
+Events are published as soon as the broker is reachable; when it is not, the whole pass
+backs off (tenacity, exponential with jitter, capped) and wakes early when the publisher
+reconnects. Identity entries are retried one by one with their own capped backoff
+(``retry_delay``), since one identity failing says nothing about the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+    wait_random,
+)
+
+from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone
+from handlers.hooks.metrics import METADATA_WRITES, OUTBOX_AGE, OUTBOX_DEPTH, WELCOME_EVENTS
+from handlers.hooks.outbox import Entry, Kind, Outbox, OutboxUnavailable, Stats
+from handlers.hooks.publisher import BrokerUnavailable, Publisher
+from handlers.hooks.resolvers import ResolutionFailed
+from handlers.hooks.sync import IdentitySync
+
+log = logging.getLogger("kratos_hooks.hooks.relay")
+KINDS: tuple[Kind, ...] = ("event", "identity")
+BATCH = 10
+
+
+def retry_delay(
+    attempts: int, *, base: float = 1.0, cap: float = 300.0, jitter: float = 0.2
+) -> float:
+    """Seconds before the next try of an entry that failed ``attempts`` times (pure)."""
+    delay = min(cap, base * (2.0 ** min(attempts, 30)))
+    return delay * (1 + jitter * random.random())
+
+
+class Blocked(Exception):
+    """A dependency every entry of a kind needs is down: back off the whole pass."""
+
+
+@dataclass(slots=True)
+class PassResult:
+    delivered: int = 0
+    retried: int = 0
+
+
+class Relay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        publisher: Publisher | None,
+        sync: IdentitySync | None,
+        *,
+        interval: float,
+        max_backoff: float,
+        publish_timeout: float,
+        retention: float,
+    ) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+        self.sync = sync
+        self.interval = interval
+        self.max_backoff = max(0.1, max_backoff)
+        self.publish_timeout = publish_timeout
+        self.retention = retention
+        self.wake = asyncio.Event()
+        self._last_housekeeping = 0.0
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.publisher is not None and self.publisher.reconnected.is_set():
+            self.publisher.reconnected.clear()
+            return
+        waiters = [asyncio.ensure_future(self.wake.wait())]
+        if self.publisher is not None:
+            waiters.append(asyncio.ensure_future(self.publisher.reconnected.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self.wake.clear()
+        if self.publisher is not None:
+            self.publisher.reconnected.clear()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(Blocked),
+                    wait=wait_exponential(multiplier=0.2, max=self.max_backoff)
+                    + wait_random(0, 0.1),
+                    sleep=self._sleep,
+                    stop=stop_never,
+                ):
+                    with attempt:
+                        await self.drain()
+            except Exception:
+                # A bug must not end the relay for the life of the process: log, go on.
+                log.exception("outbox relay pass failed")
+            await self._sleep(self.interval)
+
+    async def drain(self) -> PassResult:
+        """Claim due entries until none is left; raise ``Blocked`` on a common outage."""
+        total = PassResult()
+        # A claim hides entries for the lease, also from a restarted process: keep it short,
+        # and claim no events while the broker is known to be away.
+        lease = self.publish_timeout * BATCH + 5
+        try:
+            broker_up = self.publisher is not None and self.publisher.connected
+            kinds: tuple[Kind, ...] = KINDS if broker_up else ("identity",)
+            while True:
+                entries = await self.outbox.claim(BATCH, lease, kinds)
+                if not entries:
+                    break
+                result = await self._process(entries)
+                total.delivered += result.delivered
+                total.retried += result.retried
+                if result.delivered == 0:
+                    break
+            await self._housekeeping()
+            if not broker_up and (await self.outbox.stats()).pending.get("event"):
+                raise Blocked("broker: not connected")
+        except OutboxUnavailable as exc:
+            raise Blocked(f"outbox: {exc}") from exc
+        finally:
+            await self.update_gauges()
+        return total
+
+    async def deliver(self, entries: list[Entry]) -> PassResult:
+        """Deliver these entries now (an operator's replay), due or not."""
+        try:
+            return await self._process(entries)
+        finally:
+            await self.update_gauges()
+
+    async def _process(self, entries: list[Entry]) -> PassResult:
+        result = PassResult()
+        broker_down = ""
+        for entry in entries:
+            if entry.kind == "event":
+                if broker_down:
+                    await self.outbox.retry_later(entry.key, 0.0, broker_down)
+                    continue
+                try:
+                    await self._publish(entry)
+                except BrokerUnavailable as exc:
+                    broker_down = f"broker: {exc}"
+                    await self.outbox.retry_later(entry.key, 0.0, broker_down)
+                    result.retried += 1
+                    continue
+                WELCOME_EVENTS.labels("relayed").inc()
+            else:
+                if not await self._sync(entry):
+                    result.retried += 1
+                    continue
+            await self.outbox.delivered(entry.key)
+            result.delivered += 1
+        if broker_down:
+            raise Blocked(broker_down)
+        return result
+
+    async def _publish(self, entry: Entry) -> None:
+        if self.publisher is None:
+            raise BrokerUnavailable("RABBITMQ_URL is not set")
+        body = orjson.dumps(entry.payload["body"])
+        await self.publisher.publish(
+            body, str(entry.payload["message_id"]), timeout=self.publish_timeout
+        )
+
+    async def _sync(self, entry: Entry) -> bool:
+        if self.sync is None:
+            return False
+        identity_id = str(entry.payload.get("identity_id", ""))
+        try:
+            result = await self.sync.run(identity_id)
+        except IdentityGone:
+            METADATA_WRITES.labels("relay", "identity_gone").inc()
+            return True
+        except (ResolutionFailed, AdminUnavailable) as exc:
+            delay = retry_delay(entry.attempts, cap=self.max_backoff)
+            await self.outbox.retry_later(entry.key, delay, str(exc) or type(exc).__name__)
+            METADATA_WRITES.labels("relay", "failed").inc()
+            return False
+        METADATA_WRITES.labels("relay", result.outcome).inc()
+        return True
+
+    async def _housekeeping(self) -> None:
+        # Delivered events are the once-per-identity memory: forget them after the retention.
+        now = time.time()
+        if now - self._last_housekeeping < 3600:
+            return
+        self._last_housekeeping = now
+        purged = await self.outbox.purge(delivered_before=now - self.retention, pending=False)
+        if purged:
+            log.info("outbox housekeeping", extra={"purged": purged})
+
+    async def update_gauges(self) -> None:
+        try:
+            stats = await self.outbox.stats()
+        except OutboxUnavailable:
+            return
+        publish_stats(stats)
+
+
+def publish_stats(stats: Stats) -> None:
+    for kind in KINDS:
+        OUTBOX_DEPTH.labels(kind).set(stats.pending.get(kind, 0))
+    oldest = stats.oldest_created_at
+    OUTBOX_AGE.set(0.0 if oldest is None else max(0.0, time.time() - oldest))

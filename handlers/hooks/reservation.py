@@ -1,0 +1,40 @@
+"""Once-per-identity reservations shared by every replica (Redis ``SET NX EX``).
+
+``reserve`` answers True (ours), False (someone already has it) or None (Redis is not
+configured or not answering): then the outbox's unique key is the only guard, which is
+still atomic, just not remembered beyond the outbox's own retention.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("kratos_hooks.hooks.reservation")
+
+
+class Reservations:
+    def __init__(self, client: aioredis.Redis | None, prefix: str, retention: int) -> None:
+        self.client = client
+        self.prefix = f"{prefix}hooks:once:"
+        self.retention = max(1, retention)
+
+    async def reserve(self, key: str) -> bool | None:
+        if self.client is None:
+            return None
+        try:
+            return bool(await self.client.set(self.prefix + key, b"1", nx=True, ex=self.retention))
+        except (RedisError, OSError) as exc:
+            log.warning("reservation store unavailable", extra={"error": type(exc).__name__})
+            return None
+
+    async def release(self, key: str) -> None:
+        """Give a reservation back, so a retry by Kratos is not taken for a duplicate."""
+        if self.client is None:
+            return
+        try:
+            await self.client.delete(self.prefix + key)
+        except (RedisError, OSError) as exc:
+            log.warning("reservation not released", extra={"error": type(exc).__name__})

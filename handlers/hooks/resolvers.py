@@ -1,0 +1,180 @@
+"""Who is this Kratos identity on the platform? A chain of resolvers, tried in order.
+
+Each resolver answers ``Resolved`` (found), ``None`` (the platform has no such user yet: a
+normal state right after registration) or raises ``ResolverUnavailable`` (its dependency is
+down, so the next resolver is asked). Only when every resolver is unavailable does the chain
+fail. ``not found`` is final: every resolver reads the same platform data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp_retry import ExponentialRetry, RetryClient
+
+from handlers.hooks.breaker import CircuitBreaker
+from handlers.hooks.metrics import RESOLUTIONS
+from handlers.hooks.pg import create_pool
+
+log = logging.getLogger("kratos_hooks.hooks.resolvers")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    user_id: str
+    agent_id: str
+
+
+class ResolverUnavailable(Exception):
+    """This resolver cannot answer now; the chain moves on."""
+
+
+class ResolutionFailed(Exception):
+    """No resolver could answer."""
+
+
+class Resolver(Protocol):
+    name: str
+
+    async def resolve(self, identity_id: str) -> Resolved | None: ...
+
+    async def close(self) -> None: ...
+
+    def report(self) -> dict[str, Any]: ...
+
+
+class PostgresResolver:
+    """The platform's own table, read with a pooled, prepared statement."""
+
+    name = "postgres"
+
+    def __init__(self, dsn: str, query: str, *, timeout: float) -> None:
+        self.dsn = dsn
+        self.query = query
+        self.timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+        self._last_error = ""
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        # Made on first use, so the service starts while the platform database is down.
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await create_pool(self.dsn, timeout=self.timeout)
+            return self._pool
+
+    async def resolve(self, identity_id: str) -> Resolved | None:
+        try:
+            pool = await self._get_pool()
+            # asyncpg prepares the statement once per connection and caches it.
+            row = await pool.fetchrow(self.query, identity_id, timeout=self.timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._last_error = type(exc).__name__
+            raise ResolverUnavailable(self._last_error) from exc
+        self._last_error = ""
+        if row is None or row[0] is None:
+            return None
+        return Resolved(str(row[0]), "" if row[1] is None else str(row[1]))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    def report(self) -> dict[str, Any]:
+        if self._last_error:
+            return {"status": "degraded", "error": self._last_error}
+        return {"status": "ok"}
+
+
+class ApiResolver:
+    """The platform server's resolution endpoint, retried on network errors and 5xx."""
+
+    name = "api"
+
+    def __init__(
+        self,
+        session: ClientSession,
+        url: str,
+        *,
+        timeout: float,
+        attempts: int,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self.url = url
+        self.breaker = breaker
+        retry = ExponentialRetry(
+            attempts=max(1, attempts),
+            start_timeout=0.1,
+            max_timeout=1.0,
+            statuses={s for s in range(500, 600) if s != 501},
+            exceptions={ClientError, asyncio.TimeoutError},
+        )
+        self.client = RetryClient(client_session=session, retry_options=retry)
+        self.timeout = ClientTimeout(total=timeout)
+
+    async def resolve(self, identity_id: str) -> Resolved | None:
+        if not self.breaker.allow():
+            raise ResolverUnavailable("circuit open")
+        body = orjson.dumps({"authenticationId": identity_id})
+        try:
+            async with self.client.post(
+                self.url,
+                data=body,
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                timeout=self.timeout,
+            ) as resp:
+                status, raw = resp.status, await resp.read()
+        except (ClientError, TimeoutError) as exc:
+            self.breaker.failure()
+            raise ResolverUnavailable(type(exc).__name__) from exc
+        if status >= 500:
+            self.breaker.failure()
+            raise ResolverUnavailable(f"HTTP {status}")
+        self.breaker.success()
+        if status == 404:
+            return None
+        if status != 200:
+            # Other 4xx are permanent: retrying the same call cannot help.
+            raise ResolverUnavailable(f"HTTP {status} (permanent)")
+        try:
+            document = orjson.loads(raw)
+            return Resolved(str(document["userId"]), str(document.get("agentId") or ""))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ResolverUnavailable("unexpected answer") from exc
+
+    async def close(self) -> None:
+        """The session belongs to the app's cleanup_ctx, not to this resolver."""
+
+    def report(self) -> dict[str, Any]:
+        return self.breaker.report()
+
+
+class ResolverChain:
+    def __init__(self, resolvers: Sequence[Resolver]) -> None:
+        self.resolvers = list(resolvers)
+
+    async def resolve(self, identity_id: str) -> Resolved | None:
+        reasons: list[str] = []
+        for resolver in self.resolvers:
+            try:
+                found = await resolver.resolve(identity_id)
+            except ResolverUnavailable as exc:
+                RESOLUTIONS.labels(resolver.name, "unavailable").inc()
+                reasons.append(f"{resolver.name}: {exc}")
+                continue
+            RESOLUTIONS.labels(resolver.name, "found" if found else "not_found").inc()
+            return found
+        if reasons:
+            log.warning("no resolver could answer", extra={"reasons": reasons})
+        raise ResolutionFailed("; ".join(reasons) or "no resolver configured")
+
+    async def close(self) -> None:
+        for resolver in self.resolvers:
+            await resolver.close()

@@ -1,0 +1,92 @@
+"""POST /hooks/kratos/verification: the platform's welcome event, once per identity, never lost.
+
+Order matters for "never lost": the event is first written to the durable outbox (its
+unique key is the once-per-identity guard), then reserved in Redis (the guard shared by
+replicas whose outboxes are local spools), then published with a confirm. Kratos gets 200
+whatever the broker does: a confirmed event is marked delivered, an unconfirmed one stays in
+the outbox for the relay. Only when no outbox can record the event is 503 answered, so
+Kratos retries instead of the event silently vanishing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+from handlers.hooks.common import Answer, Call, json_answer
+from handlers.hooks.events import Welcome, envelope, event_key, message_id, parse_welcome
+from handlers.hooks.keys import OUTBOX, PUBLISHER, RELAY, RESERVATIONS
+from handlers.hooks.metrics import WELCOME_EVENTS
+from handlers.hooks.outbox import Entry, OutboxUnavailable
+from handlers.hooks.publisher import BrokerUnavailable
+from proxy.errors import DependencyUnavailable
+from proxy.keys import SETTINGS
+from proxy.logs import fingerprint
+
+log = logging.getLogger("kratos_hooks.hooks.verification")
+
+
+def _skip(reason: str) -> Answer:
+    WELCOME_EVENTS.labels("skipped").inc()
+    log.warning("verification hook payload skipped", extra={"reason": reason})
+    return json_answer({"status": "skipped", "reason": reason}), "skipped"
+
+
+def _payload(call: Call) -> object:
+    try:
+        return orjson.loads(call.body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+async def verification(request: web.Request, call: Call) -> Answer:
+    settings = request.app[SETTINGS].hooks
+    parsed = parse_welcome(_payload(call))
+    if not isinstance(parsed, Welcome):
+        return _skip(parsed)
+    pattern = settings.welcome_pattern
+    key = event_key(pattern, parsed.identity_id)
+    who = fingerprint(parsed.identity_id)
+    document = envelope(parsed, pattern=pattern, platform_url=settings.platform_url)
+    msg_id = message_id(pattern, parsed.identity_id)
+    entry = Entry(key, "event", {"message_id": msg_id, "body": document})
+    outbox = request.app[OUTBOX]
+    try:
+        # Held back from the relay while this call tries to publish it itself.
+        fresh = await outbox.put(entry, reserve=True, hold=settings.publish_timeout + 5)
+    except OutboxUnavailable as exc:
+        log.error("welcome event not recorded", extra={"identity": who, "error": str(exc)})
+        raise DependencyUnavailable("The event could not be recorded; retry later") from exc
+    # The shared reservation comes second: taken first, a crash before the outbox write
+    # would make Kratos' retry look like a duplicate, and the event would be lost.
+    if fresh and await request.app[RESERVATIONS].reserve(key) is False:
+        await outbox.release(key)  # another replica's outbox already has it
+        fresh = False
+    if not fresh:
+        WELCOME_EVENTS.labels("duplicate").inc()
+        return json_answer({"status": "duplicate"}), "duplicate"
+    publisher = request.app[PUBLISHER]
+    try:
+        if publisher is None:
+            raise BrokerUnavailable("RABBITMQ_URL is not set")
+        timeout = min(settings.publish_timeout, call.remaining(floor=0.1))
+        await publisher.publish(orjson.dumps(document), msg_id, timeout=timeout)
+    except BrokerUnavailable as exc:
+        try:
+            await outbox.retry_later(key, 0.0, f"broker: {exc}")
+        except OutboxUnavailable:
+            pass  # still held; the relay takes it when the hold expires
+        request.app[RELAY].kick()
+        WELCOME_EVENTS.labels("outboxed").inc()
+        log.warning("welcome event kept in the outbox", extra={"identity": who, "error": str(exc)})
+        return json_answer({"status": "queued"}), "queued"
+    try:
+        await outbox.delivered(key)
+    except OutboxUnavailable:
+        # Published but not marked: the relay may publish it again with the same message id.
+        log.warning("delivered event not marked", extra={"identity": who})
+    WELCOME_EVENTS.labels("published").inc()
+    log.info("welcome event published", extra={"identity": who})
+    return json_answer({"status": "published"}), "published"

@@ -1,0 +1,218 @@
+"""The hooks' policy, tested directly: auth verdicts, payload parsing, the envelope, the
+metadata merge, breaker states, failure policies, backoff, spool replay."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from config import ConfigError, load_settings
+from config.hooks import HooksSettings
+from handlers.hooks.auth import Credentials, check
+from handlers.hooks.breaker import CircuitBreaker
+from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
+from handlers.hooks.identity import parse_identity_call, policy_for
+from handlers.hooks.kratos_admin import merged_metadata, metadata_patch, next_page
+from handlers.hooks.outbox import Entry
+from handlers.hooks.pg import connect_options
+from handlers.hooks.relay import retry_delay
+from handlers.hooks.spool import replay_lines
+from proxy.errors import BadRequest
+
+ID = "7f1c3b9e-6a0d-4a53-9b55-0a0f6f3e1f11"
+
+
+def creds(**kw: object) -> Credentials:
+    return Credentials.from_settings(HooksSettings(**kw))  # type: ignore[arg-type]
+
+
+def basic(pair: str) -> str:
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def test_auth_verdicts() -> None:
+    keys = creds(api_keys=("old", "new"), basic_auth=("kratos:pw",))
+    assert check(keys, {"X-Kratos-Hooks-Key": "old"}) == "ok"
+    assert check(keys, {"X-Kratos-Hooks-Key": "new"}) == "ok"
+    assert check(keys, {"Authorization": basic("kratos:pw")}) == "ok"
+    assert check(keys, {"X-Kratos-Hooks-Key": "ne"}) == "unauthorized"
+    assert check(keys, {"Authorization": basic("kratos:pw2")}) == "unauthorized"
+    assert check(keys, {"Authorization": "Basic !!!"}) == "unauthorized"
+    assert check(keys, {}) == "unauthorized"
+    assert check(creds(), {}) == "not_configured"
+    assert check(creds(insecure_no_auth=True), {}) == "insecure"
+    # Configured keys win over the insecure flag.
+    assert check(creds(api_keys=("k",), insecure_no_auth=True), {}) == "unauthorized"
+
+
+def test_welcome_from_jsonnet_output_and_from_ctx_identity() -> None:
+    flat = {"identity_id": ID, "email": " a@b.c ", "display_name": "Ada L", "first_name": "Ada"}
+    assert parse_welcome(flat) == Welcome(ID, "a@b.c", "Ada L", "Ada")
+    identity = {"id": ID, "traits": {"email": "a@b.c", "name": {"first": "Ada", "last": "L"}}}
+    assert parse_welcome(identity) == Welcome(ID, "a@b.c", "Ada L", "Ada")
+    assert parse_welcome({"identity": identity}) == Welcome(ID, "a@b.c", "Ada L", "Ada")
+    assert parse_welcome({**flat, "email": "  "}) == "email is missing or empty"
+    assert parse_welcome({"id": ID, "traits": {"email": "a@b.c"}}) == (
+        "display_name is missing or empty"
+    )
+    assert parse_welcome("x") == "body is not a JSON object"
+
+
+def test_envelope_shape_and_stable_message_id() -> None:
+    document = envelope(
+        Welcome(ID, "a@b.c", "Ada L", "Ada"), pattern="P", platform_url="https://x.io/"
+    )
+    user = document["data"]["user"]
+    assert user == {
+        "id": ID,
+        "firstName": "Ada",
+        "lastName": "",
+        "email": "a@b.c",
+        "profile": {"displayName": "Ada L", "url": f"https://x.io/user/{ID}"},
+        "type": "user",
+    }
+    assert document == {
+        "pattern": "P",
+        "data": {
+            "eventType": "P",
+            "triggeredBy": user,
+            "recipients": [user],
+            "platform": {"url": "https://x.io"},
+            "user": user,
+        },
+    }
+    assert message_id("P", ID) == message_id("P", ID) != message_id("Q", ID)
+
+
+WANTED = {"alkemio_actor_id": "u", "alkemio_agent_id": "a"}
+
+
+@pytest.mark.parametrize(
+    ("current", "patch"),
+    [
+        (None, [{"op": "add", "path": "/metadata_public", "value": WANTED}]),
+        ("weird", [{"op": "add", "path": "/metadata_public", "value": WANTED}]),
+        ({**WANTED, "other": 1}, []),
+        (
+            {"other": 1},
+            [
+                {"op": "add", "path": "/metadata_public/alkemio_actor_id", "value": "u"},
+                {"op": "add", "path": "/metadata_public/alkemio_agent_id", "value": "a"},
+            ],
+        ),
+        (
+            {"alkemio_actor_id": "stale", "alkemio_agent_id": "a"},
+            [{"op": "replace", "path": "/metadata_public/alkemio_actor_id", "value": "u"}],
+        ),
+    ],
+)
+def test_metadata_patch_is_minimal(current: object, patch: list[object]) -> None:
+    assert metadata_patch(current, WANTED) == patch
+
+
+def test_metadata_patch_escapes_pointer_tokens_and_merge_keeps_other_keys() -> None:
+    assert metadata_patch({}, {"a/b~c": 1}) == [
+        {"op": "add", "path": "/metadata_public/a~1b~0c", "value": 1}
+    ]
+    assert merged_metadata({"x": 1, "alkemio_actor_id": "old"}, WANTED) == {"x": 1, **WANTED}
+    assert merged_metadata(None, WANTED) == WANTED
+
+
+def test_next_page_link() -> None:
+    header = (
+        "<http://k/admin/identities?page_size=2&page_token=00000000-0000-0000-0000-000000000000>;"
+        ' rel="first",<http://k/admin/identities?page_size=2&page_token=abc>; rel="next"'
+    )
+    assert next_page(header) == "http://k/admin/identities?page_size=2&page_token=abc"
+    assert next_page('<http://k/x>; rel="first"') is None
+    assert next_page(None) is None
+
+
+def test_breaker_opens_half_opens_and_closes() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("test", failure_threshold=2, cooldown=10, clock=lambda: now[0])
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.state == "closed"
+    breaker.failure()
+    assert breaker.state == "open"
+    assert not breaker.allow()
+    now[0] = 10.0
+    assert breaker.state == "half_open"
+    assert breaker.allow()  # the one probe
+    assert not breaker.allow()  # and only one
+    breaker.failure()  # the probe failed: a fresh cool-down
+    assert breaker.state == "open"
+    now[0] = 19.0
+    assert not breaker.allow()
+    now[0] = 20.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed"
+    assert breaker.report()["status"] == "ok"
+
+
+def test_failure_policy_per_point() -> None:
+    overrides = ("registration=interrupt", "login = allow", "bogus")
+    assert policy_for("registration", "allow", overrides) == "interrupt"
+    assert policy_for("login", "interrupt", overrides) == "allow"
+    assert policy_for("verification", "allow", overrides) == "allow"
+    assert policy_for("verification", "interrupt", ()) == "interrupt"
+
+
+def test_identity_call_shapes() -> None:
+    assert parse_identity_call({"identity_id": ID.upper()}).identity_id == ID
+    whole = {"id": ID, "traits": {}, "metadata_public": None}
+    assert parse_identity_call(whole).identity == whole
+    assert parse_identity_call({"identity": whole}).identity == whole
+    with pytest.raises(BadRequest, match="identity_id"):
+        parse_identity_call({"identity_id": ""})
+    with pytest.raises(BadRequest, match=r"identity\.id must be a UUID"):
+        parse_identity_call({"identity": {"id": "x"}})
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    delays = [retry_delay(n, base=1, cap=60, jitter=0) for n in range(10)]
+    assert delays[:4] == [1, 2, 4, 8]
+    assert max(delays) == 60
+    assert 1 <= retry_delay(0, base=1, cap=60) <= 1.2
+
+
+def test_spool_replay_last_write_wins_and_skips_a_torn_line() -> None:
+    first = Entry("k1", "event", {"n": 1}, created_at=1.0)
+    done = Entry("k1", "event", {"n": 1}, created_at=1.0, delivered_at=5.0)
+    other = Entry("k2", "identity", {"identity_id": ID}, created_at=2.0)
+    lines = [
+        orjson.dumps({"op": "set", "entry": first.as_json()}),
+        orjson.dumps({"op": "set", "entry": other.as_json()}),
+        orjson.dumps({"op": "set", "entry": done.as_json()}),
+        orjson.dumps({"op": "del", "key": "k2"}),
+        b'{"op":"set","entry":{"key":"k3","ki',  # killed mid-write
+    ]
+    assert replay_lines(lines) == {"k1": done}
+
+
+def test_connect_options_keep_asyncpg_off_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    assert connect_options("postgresql://u:pw@h/db") == {"password": "pw", "ssl": False}
+    assert connect_options("postgresql://u@h/db?sslmode=require") == {"password": ""}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"HOOKS_OUTBOX_TABLE": "x; drop table y"}, "HOOKS_OUTBOX_TABLE"),
+        ({"HOOKS_IDENTITY_FAILURE_POLICY_BY_POINT": "regstration=interrupt"}, "BY_POINT"),
+        ({"HOOKS_RESOLVERS": "postgres,ldap"}, "HOOKS_RESOLVERS"),
+        ({"HOOKS_PLATFORM_API_URL": "platform:3000"}, "HOOKS_PLATFORM_API_URL"),
+        ({"HOOKS_IDENTITY_FAILURE_POLICY": "deny"}, "HOOKS_IDENTITY_FAILURE_POLICY"),
+    ],
+)
+def test_bad_hook_settings_fail_at_load_naming_the_variable(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env)
