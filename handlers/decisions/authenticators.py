@@ -1,0 +1,133 @@
+"""Authenticators: who is asking, tried in the rule's order.
+
+An authenticator that finds **no** credential of its kind passes to the next one; one that
+finds a credential Kratos rejects stops the chain (the caller sent something wrong — trying
+an anonymous fallback would hide that). The interface is credential extraction (pure) plus
+resolution (async), so a personal-access-token / API-key authenticator slots in beside these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from multidict import CIMultiDictProxy
+
+from handlers.decisions.rules import AuthenticatorName
+from handlers.decisions.session_cache import SessionCache
+from handlers.decisions.subject import Subject
+from handlers.decisions.whoami import Credential, WhoamiResult
+
+Outcome = Literal["subject", "none", "invalid", "step_up", "error"]
+TOKEN_PREFIX = "ory_st_"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    outcome: Outcome
+    subject: Subject | None = None
+    credential: Credential | None = None
+    authenticator: str = ""
+
+
+def cookie_value(cookie_headers: Sequence[str], name: str) -> str | None:
+    """The first cookie called ``name``; a lenient parser (one bad cookie spoils nothing)."""
+    for header in cookie_headers:
+        for part in header.split(";"):
+            key, sep, value = part.strip().partition("=")
+            if sep and key.strip() == name:
+                value = value.strip().strip('"')
+                return value or None
+    return None
+
+
+def session_token(headers: Mapping[str, str]) -> str | None:
+    """``X-Session-Token``, else an ``Authorization: Bearer ory_st_…`` (other bearer tokens
+    belong to other authenticators)."""
+    token = headers.get("X-Session-Token", "").strip()
+    if token:
+        return token
+    scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value.startswith(TOKEN_PREFIX):
+        return value
+    return None
+
+
+class Authenticator(Protocol):
+    name: str
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None: ...
+
+    async def resolve(self, credential: Credential) -> AuthResult: ...
+
+
+def _from_whoami(
+    result: WhoamiResult, credential: Credential, name: str, roles_path: str
+) -> AuthResult:
+    if result.verdict == "valid" and result.session is not None:
+        subject = Subject(result.session, roles_path, result.memo)
+        return AuthResult("subject", subject, credential, name)
+    if result.verdict == "aal2_required":
+        return AuthResult("step_up", None, credential, name)
+    if result.verdict == "invalid":
+        return AuthResult("invalid", None, credential, name)
+    return AuthResult("error", None, credential, name)
+
+
+class Anonymous:
+    name = "anonymous"
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
+        return Credential("token", "")  # always present: the anonymous subject
+
+    async def resolve(self, credential: Credential) -> AuthResult:
+        return AuthResult("subject", Subject(), None, self.name)
+
+
+class SessionCookie:
+    name = "session_cookie"
+
+    def __init__(self, cache: SessionCache, cookie_name: str, roles_path: str) -> None:
+        self._cache = cache
+        self._cookie_name = cookie_name
+        self._roles_path = roles_path
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
+        value = cookie_value(headers.getall("Cookie", ()), self._cookie_name)
+        return Credential("cookie", value, self._cookie_name) if value else None
+
+    async def resolve(self, credential: Credential) -> AuthResult:
+        result = await self._cache.lookup(credential)
+        return _from_whoami(result, credential, self.name, self._roles_path)
+
+
+class SessionToken:
+    name = "session_token"
+
+    def __init__(self, cache: SessionCache, roles_path: str) -> None:
+        self._cache = cache
+        self._roles_path = roles_path
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
+        value = session_token(headers)
+        return Credential("token", value) if value else None
+
+    async def resolve(self, credential: Credential) -> AuthResult:
+        result = await self._cache.lookup(credential)
+        return _from_whoami(result, credential, self.name, self._roles_path)
+
+
+async def authenticate(
+    chain: Sequence[AuthenticatorName],
+    registry: Mapping[str, Authenticator],
+    headers: CIMultiDictProxy[str],
+) -> AuthResult:
+    """Run ``chain``: the first authenticator that finds a credential decides."""
+    for name in chain:
+        authenticator = registry[name]
+        credential = authenticator.credential(headers)
+        if credential is not None:
+            return await authenticator.resolve(credential)
+    return AuthResult("none")

@@ -1,0 +1,138 @@
+"""How a denial is said to each kind of caller: one pure function, tested case by case.
+
+    browser (Accept prefers text/html, not XHR)   GET/HEAD → 302 to login, other → 303
+    API / XHR                                     401 JSON + WWW-Authenticate, 403 JSON …
+    nginx style                                   401 / 403 only, login URL in X-Login
+
+Redirects are always absolute (Traefik would resolve a relative ``Location`` against the
+*auth server*), and ``return_to`` is the absolute original URL rebuilt from the forwarded
+headers. nginx turns any status but 401/403 into a 500 and drops the body, so that style folds
+everything it can into those two and puts the login URL where ``error_page`` can read it.
+A 503 stays a 503 there: nginx's 500 is the honest answer when Kratos is down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from handlers.decisions.request import OriginalRequest
+from handlers.decisions.rules import ErrorStyle
+from proxy.errors import error_document
+
+DenialKind = Literal[
+    "unauthenticated", "forbidden", "step_up", "not_found", "rate_limited", "unavailable"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    kind: DenialKind
+    reason: str
+    retry_after: int | None = None
+    status: int | None = None  # only for not_found: the configured no-match status
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    original: OriginalRequest
+    browser: bool
+    style: ErrorStyle
+    login_url: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: dict[str, Any] | None = None
+
+
+def _quality(part: str) -> tuple[str, float]:
+    media, *params = (p.strip() for p in part.split(";"))
+    q = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0
+    return media.lower(), q
+
+
+def is_browser(accept: str | None, requested_with: str | None) -> bool:
+    """A browser navigation: HTML explicitly preferred to JSON, and not an XHR/fetch call."""
+    if (requested_with or "").lower() == "xmlhttprequest" or not accept:
+        return False
+    weights: dict[str, float] = {}
+    for part in accept.split(","):
+        if part.strip():
+            media, q = _quality(part)
+            weights[media] = max(q, weights.get(media, 0.0))
+    html = weights.get("text/html", 0.0)
+    return html > 0 and html >= weights.get("application/json", 0.0)
+
+
+def login_redirect(login_url: str, original: OriginalRequest, *, aal: str | None = None) -> str:
+    """The absolute login URL with an absolute ``return_to`` (and ``aal`` for step-up)."""
+    base = original.origin + login_url if login_url.startswith("/") else login_url
+    params = {"aal": aal} if aal else {}
+    params["return_to"] = original.url
+    return f"{base}{'&' if '?' in base else '?'}{urlencode(params)}"
+
+
+def _json(status: int, error_id: str, reason: str, caller: Caller, **details: Any) -> Answer:
+    body = error_document(
+        status, error_id=error_id, reason=reason, request_id=caller.request_id, details=details
+    )
+    return Answer(status, (), body)
+
+
+def _realm(caller: Caller) -> tuple[str, str]:
+    host = caller.original.hostname.replace('"', "")
+    return ("WWW-Authenticate", f'Bearer realm="{host}", Session realm="{host}"')
+
+
+def _nginx(denial: Denial, caller: Caller) -> Answer:
+    if denial.kind == "unavailable":
+        return Answer(503)
+    if denial.kind in {"unauthenticated", "step_up"}:
+        status = 401 if denial.kind == "unauthenticated" else 403
+        aal = "aal2" if denial.kind == "step_up" else None
+        if not caller.browser:
+            return Answer(status, (_realm(caller),) if status == 401 else ())
+        return Answer(
+            status, (("X-Login", login_redirect(caller.login_url, caller.original, aal=aal)),)
+        )
+    headers = (("Retry-After", str(denial.retry_after)),) if denial.retry_after else ()
+    return Answer(403, headers)
+
+
+def deny(denial: Denial, caller: Caller) -> Answer:
+    """The answer for ``denial`` in the form ``caller`` understands."""
+    if caller.style == "nginx":
+        return _nginx(denial, caller)
+    kind = denial.kind
+    if kind in {"unauthenticated", "step_up"} and caller.browser:
+        aal = "aal2" if kind == "step_up" else None
+        location = login_redirect(caller.login_url, caller.original, aal=aal)
+        status = 302 if caller.original.method in {"GET", "HEAD"} else 303
+        return Answer(status, (("Location", location),))
+    if kind == "unauthenticated":
+        answer = _json(401, "unauthorized", denial.reason, caller)
+        return Answer(401, (_realm(caller),), answer.body)
+    if kind == "step_up":
+        location = login_redirect(caller.login_url, caller.original, aal="aal2")
+        return _json(403, "aal2_required", denial.reason, caller, redirect_browser_to=location)
+    if kind == "forbidden":
+        return _json(403, "forbidden", denial.reason, caller)
+    if kind == "not_found":
+        status = denial.status or 404
+        return _json(status, "no_rule_matched", denial.reason, caller)
+    if kind == "rate_limited":
+        answer = _json(429, "rate_limited", denial.reason, caller)
+        return Answer(429, (("Retry-After", str(denial.retry_after or 1)),), answer.body)
+    return _json(503, "dependency_unavailable", denial.reason, caller)

@@ -1,0 +1,168 @@
+"""The ``/decisions`` endpoint: original request → rule → authenticators → authorizer → answer.
+
+Fail-closed throughout: no rule, no credential, an unreachable Kratos or webhook, or an
+unexpected error all end in a non-2xx answer — only an explicit allow is a 200.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+from prometheus_client import Counter
+
+from config.decisions import DecisionsSettings
+from config.settings import IPNetwork
+from handlers.decisions.authenticators import Authenticator, AuthResult, authenticate
+from handlers.decisions.authorizers import SIGN_IN, authorize
+from handlers.decisions.errors import Answer, Caller, Denial, deny, is_browser
+from handlers.decisions.headers import allow_headers
+from handlers.decisions.keys import DECIDER
+from handlers.decisions.metrics import DECISIONS
+from handlers.decisions.ratelimit import RateLimiter
+from handlers.decisions.reload import RulesHolder
+from handlers.decisions.remote import RemoteAuthorizer
+from handlers.decisions.request import OriginalRequest, read_original
+from handlers.decisions.rules import Rule
+from handlers.decisions.session_cache import SessionCache
+from handlers.decisions.subject import Subject
+from proxy.keys import REQUEST_ID, ROUTE
+
+log = logging.getLogger("kratos_hooks.decisions")
+
+ENDPOINT = "/decisions"
+
+_OUTCOME_DENIALS: Mapping[str, Denial] = {
+    "none": Denial("unauthenticated", SIGN_IN),
+    "invalid": Denial("unauthenticated", "The session is invalid or has expired."),
+    "step_up": Denial("step_up", "This resource requires a second authentication factor."),
+    "error": Denial("unavailable", "The identity service is unavailable; access is denied."),
+}
+
+
+@dataclass(slots=True)
+class Decider:
+    settings: DecisionsSettings
+    trusted_proxies: tuple[IPNetwork, ...]
+    rules: RulesHolder
+    authenticators: Mapping[str, Authenticator]
+    cache: SessionCache
+    remote: RemoteAuthorizer
+    limiter: RateLimiter
+
+    async def _limit(self, rule: Rule, scope: str, who: str) -> Denial | None:
+        limits = rule.rate_limit
+        limit = 0 if limits is None else (limits.per_ip if scope == "ip" else limits.per_subject)
+        if limits is None or limit <= 0:
+            return None
+        retry_after = await self.limiter.hit(rule.id, scope, who, limit, limits.window)
+        if retry_after is None:
+            return None
+        return Denial("rate_limited", "Too many requests; try again later.", retry_after)
+
+    async def _authorize(
+        self, rule: Rule, original: OriginalRequest, request: web.Request, auth: AuthResult
+    ) -> tuple[Denial | None, Subject]:
+        subject = auth.subject or Subject()
+        authorizer = rule.authorizer
+        if authorizer.kind == "remote":
+            webhook = self.rules.current.webhooks.get(authorizer.webhook)
+            if webhook is None or not await self.remote.allows(
+                webhook, original, subject, request.headers
+            ):
+                return Denial("forbidden", "The authorization service denied the request."), subject
+            return None, subject
+        denial = authorize(authorizer, subject)
+        if denial is not None and denial.kind == "step_up" and auth.credential is not None:
+            # The cached session may predate the second factor the user just completed.
+            fresh = await self.cache.refresh(auth.credential)
+            if fresh.verdict == "valid" and fresh.session is not None:
+                subject = Subject(fresh.session, self.settings.roles_path, fresh.memo)
+                return authorize(authorizer, subject), subject
+            if fresh.verdict == "invalid":
+                return _OUTCOME_DENIALS["invalid"], Subject()
+        return denial, subject
+
+    async def decide(
+        self, rule: Rule, original: OriginalRequest, request: web.Request
+    ) -> tuple[Denial | None, Subject]:
+        denial = await self._limit(rule, "ip", original.client_ip)
+        if denial is not None:
+            return denial, Subject()
+        auth = await authenticate(rule.authenticators, self.authenticators, request.headers)
+        if auth.outcome != "subject" or auth.subject is None:
+            return _OUTCOME_DENIALS[auth.outcome], Subject()
+        denial, subject = await self._authorize(rule, original, request, auth)
+        if denial is None and not subject.anonymous:
+            denial = await self._limit(rule, "subject", subject.id)
+        return denial, subject
+
+
+@functools.lru_cache(maxsize=1024)
+def _counter(rule_id: str, result: str) -> Counter:
+    return DECISIONS.labels(rule_id, result)
+
+
+def _count(rule_id: str, result: str) -> None:
+    # Resolving labels costs more than the increment; rule ids and results are few.
+    _counter(rule_id, result).inc()
+
+
+def _respond(answer: Answer, method: str) -> web.Response:
+    headers = dict(answer.headers)
+    headers["Cache-Control"] = "no-store"
+    if answer.body is None:
+        return web.Response(status=answer.status, headers=headers)
+    body = orjson.dumps(answer.body) if method != "HEAD" else None
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=answer.status, body=body, headers=headers)
+
+
+def _tail(raw_path: str) -> str | None:
+    path = raw_path.partition("?")[0]
+    return path[len(ENDPOINT) :] if path.startswith(ENDPOINT + "/") else None
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    request[ROUTE] = "decisions"
+    decider = request.app[DECIDER]
+    settings = decider.settings
+    raw_path = request.raw_path
+    original = read_original(
+        request.headers,
+        method=request.method,
+        scheme=request.scheme,
+        peer=request.remote or "",
+        tail=_tail(raw_path) if len(raw_path) > len(ENDPOINT) else None,
+        query=request.rel_url.raw_query_string,
+        trusted_proxies=decider.trusted_proxies,
+    )
+    rule = decider.rules.current.first_match(original)
+    if rule is None:
+        denial: Denial | None = Denial(
+            "not_found", "No access rule matches this request.", status=settings.no_match_status
+        )
+        subject = Subject()
+    else:
+        denial, subject = await decider.decide(rule, original, request)
+    rule_id = rule.id if rule is not None else "none"
+    if denial is None:
+        assert rule is not None  # a denial is always set when no rule matched
+        _count(rule_id, "allow")
+        headers = allow_headers(subject, rule.headers, with_identity=rule.identity_headers)
+        headers["Cache-Control"] = "no-store"
+        return web.Response(status=200, headers=headers)
+    _count(rule_id, denial.kind)
+    log.debug("decision denied", extra={"rule": rule_id, "result": denial.kind})
+    caller = Caller(
+        original=original,
+        browser=is_browser(request.headers.get("Accept"), request.headers.get("X-Requested-With")),
+        style=rule.error_style if rule is not None and rule.error_style else settings.error_style,
+        login_url=settings.login_url,
+        request_id=request[REQUEST_ID],
+    )
+    return _respond(deny(denial, caller), request.method)

@@ -1,0 +1,87 @@
+"""The headers an allow answer carries to the upstream app: pure functions.
+
+Values come from the identity (traits, metadata) that users can partly edit themselves, and
+the proxy copies them into a request the app trusts unconditionally — so every value is
+stripped of CR, LF and other control characters (no header splitting, no log forging) and
+bounded in length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from handlers.decisions.subject import Subject, dig
+
+IDENTITY_HEADERS = (
+    "X-User-ID",
+    "X-User-Email",
+    "X-User-Roles",
+    "X-User-Verified",
+    "X-Session-ID",
+    "X-Auth-Time",
+)
+MAX_VALUE = 4096
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]*)\s*\}\}")
+TEMPLATE_SYNTAX = "{{ dotted.path }} placeholders, e.g. {{ identity.traits.email }}"
+
+
+def sanitize(value: str) -> str:
+    return _CONTROL.sub("", value)[:MAX_VALUE].strip()
+
+
+def template_error(template: str) -> str | None:
+    """Why ``template`` is unusable, or None. Braces outside a placeholder are a typo."""
+    rest = _PLACEHOLDER.sub("", template)
+    if "{{" in rest or "}}" in rest:
+        return f"unbalanced or malformed placeholder; expected {TEMPLATE_SYNTAX}"
+    return None
+
+
+def _text(value: object) -> str:
+    if value is None or isinstance(value, Mapping):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_text(item) for item in value if not isinstance(item, Mapping | list))
+    return str(value)
+
+
+def render(template: str, session: Mapping[str, object]) -> str:
+    """``{{ path }}`` replaced by the session's value there ("" when absent)."""
+    return sanitize(_PLACEHOLDER.sub(lambda m: _text(dig(session, m.group(1))), template))
+
+
+def identity_headers(subject: Subject) -> dict[str, str]:
+    """The standard set (seed guide §3.5); empty for the anonymous subject."""
+    if subject.anonymous:
+        return {}
+    key = "identity_headers:" + subject.roles_path
+    cached: dict[str, str] | None = subject.memo.get(key)
+    if cached is None:
+        cached = subject.memo[key] = _identity_headers(subject)
+    return dict(cached)
+
+
+def _identity_headers(subject: Subject) -> dict[str, str]:
+    values = {
+        "X-User-ID": subject.id,
+        "X-User-Email": subject.email,
+        "X-User-Roles": ",".join(subject.roles),
+        "X-User-Verified": "true" if subject.verified else "false",
+        "X-Session-ID": subject.session_id,
+        "X-Auth-Time": subject.auth_time,
+    }
+    return {name: sanitize(value) for name, value in values.items()}
+
+
+def allow_headers(
+    subject: Subject, extras: tuple[tuple[str, str], ...], *, with_identity: bool
+) -> dict[str, str]:
+    headers = identity_headers(subject) if with_identity else {}
+    for name, template in extras:
+        headers[name] = render(template, subject.session)
+    return headers

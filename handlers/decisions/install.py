@@ -1,0 +1,150 @@
+"""Wiring the decisions feature into the internal app (an ``INTERNAL_FEATURES`` installer).
+
+One cleanup_ctx per resource: the whoami HTTP pool, the webhook HTTP pool, the decider (rules
+loaded — a broken file stops start-up — and watched), and the Redis pub/sub listener that
+hears logouts seen by any replica's edge proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
+
+from config.decisions import DecisionsSettings
+from config.loader import ConfigError
+from handlers.decisions.authenticators import Anonymous, Authenticator, SessionCookie, SessionToken
+from handlers.decisions.handler import ENDPOINT, Decider, handle
+from handlers.decisions.keys import DECIDER, RULES, WEBHOOK_HTTP, WHOAMI_HTTP
+from handlers.decisions.purge import listen_purges
+from handlers.decisions.ratelimit import RateLimiter
+from handlers.decisions.reload import RulesHolder
+from handlers.decisions.remote import RemoteAuthorizer
+from handlers.decisions.session_cache import SessionCache
+from handlers.decisions.whoami import WhoamiClient
+from handlers.health import Health
+from proxy.keys import REDIS, SETTINGS
+
+log = logging.getLogger("kratos_hooks.decisions")
+
+
+def check_settings(settings: DecisionsSettings) -> None:
+    if settings.no_match_status not in {401, 403, 404}:
+        raise ConfigError(
+            f"DECISIONS_NO_MATCH_STATUS={settings.no_match_status}: expected 401, 403 or 404"
+        )
+    if not settings.login_url.startswith(("/", "http://", "https://")):
+        raise ConfigError(
+            f"DECISIONS_LOGIN_URL={settings.login_url!r}: expected an absolute URL or a /path"
+        )
+    if settings.cache_size < 1:
+        raise ConfigError(f"DECISIONS_CACHE_SIZE={settings.cache_size}: expected >= 1")
+    if settings.whoami_timeout <= 0:
+        raise ConfigError(f"DECISIONS_WHOAMI_TIMEOUT={settings.whoami_timeout}: expected > 0")
+
+
+async def _whoami_http(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[WHOAMI_HTTP] = ClientSession(
+        connector=TCPConnector(limit=100, keepalive_timeout=settings.proxy.keepalive_timeout),
+        cookie_jar=DummyCookieJar(),
+        timeout=ClientTimeout(total=settings.decisions.whoami_timeout),
+        trust_env=False,
+    )
+    yield
+    await app[WHOAMI_HTTP].close()
+
+
+async def _webhook_http(app: web.Application) -> AsyncIterator[None]:
+    app[WEBHOOK_HTTP] = ClientSession(
+        connector=TCPConnector(limit=100),
+        cookie_jar=DummyCookieJar(),
+        trust_env=False,
+    )
+    yield
+    await app[WEBHOOK_HTTP].close()
+
+
+async def _rules(app: web.Application) -> AsyncIterator[None]:
+    config = app[SETTINGS].decisions
+    holder = RulesHolder(config.rules_file, config.reload_interval)
+    await holder.load_initial()
+    if holder.path and not app[SETTINGS].server.trusted_proxies:
+        log.warning(
+            "TRUSTED_PROXIES is empty: /decisions ignores every X-Forwarded-* and X-Original-* "
+            "header, so only /decisions/<path> requests can match a rule; list your proxies"
+        )
+    app[RULES] = holder
+    holder.start()
+    yield
+    await holder.stop()
+
+
+async def _decider(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    config = settings.decisions
+    prefix = settings.store.redis_key_prefix
+    cache = SessionCache(
+        WhoamiClient(app[WHOAMI_HTTP], settings.kratos.public_url, config.whoami_timeout),
+        lambda: app[REDIS],
+        prefix=prefix,
+        ttl=config.cache_ttl,
+        negative_ttl=config.negative_cache_ttl,
+        size=config.cache_size,
+    )
+    authenticators: dict[str, Authenticator] = {
+        "anonymous": Anonymous(),
+        "session_cookie": SessionCookie(cache, settings.kratos.session_cookie, config.roles_path),
+        "session_token": SessionToken(cache, config.roles_path),
+    }
+    app[DECIDER] = Decider(
+        settings=config,
+        trusted_proxies=settings.server.trusted_proxies,
+        rules=app[RULES],
+        authenticators=authenticators,
+        cache=cache,
+        remote=RemoteAuthorizer(app[WEBHOOK_HTTP]),
+        limiter=RateLimiter(lambda: app[REDIS], prefix),
+    )
+    yield
+
+
+async def _purge_listener(app: web.Application) -> AsyncIterator[None]:
+    client = app[REDIS]
+    task = None
+    if client is not None:
+        prefix = app[SETTINGS].store.redis_key_prefix
+        task = asyncio.create_task(listen_purges(client, prefix), name="decisions-purge-listener")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _rules_probe(app: web.Application) -> Any:
+    async def probe() -> dict[str, Any]:
+        decider = app.get(DECIDER)
+        if decider is None:
+            return {"status": "down", "error": "not started"}
+        return {"status": "ok", "rules": len(decider.rules.current.rules)}
+
+    return probe
+
+
+def install_decisions(app: web.Application, health: Health) -> None:
+    check_settings(app[SETTINGS].decisions)
+    # First of all: a broken rules file must stop start-up before any resource is opened
+    # (aiohttp does not unwind the contexts entered before a failing one).
+    app.cleanup_ctx.insert(0, _rules)
+    app.cleanup_ctx.append(_whoami_http)
+    app.cleanup_ctx.append(_webhook_http)
+    app.cleanup_ctx.append(_decider)
+    app.cleanup_ctx.append(_purge_listener)
+    app.router.add_route("*", ENDPOINT, handle)
+    app.router.add_route("*", ENDPOINT + "/{tail:.*}", handle)
+    health.register("decisions_rules", _rules_probe(app))

@@ -1,0 +1,129 @@
+"""The access-rules model and its matching: pure, immutable, I/O-free.
+
+Rules are tried **in file order and the first match wins** (no "most specific" scoring: an
+order a reader can see beats a heuristic they must guess). A rule matches when every
+condition it sets holds: host glob, path glob or regex (on the path only, query dropped),
+method, and — for registry callers — the ``X-Registry-Action`` and namespace.
+
+Globs: in paths ``*`` is one segment's characters and ``**`` anything, ``/`` included; in
+hosts ``*`` is one label and ``**`` any number of them. Regexes must match the whole path.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from handlers.decisions.request import OriginalRequest
+
+AuthenticatorName = Literal["anonymous", "session_cookie", "session_token"]
+AUTHENTICATORS: tuple[AuthenticatorName, ...] = ("anonymous", "session_cookie", "session_token")
+AuthorizerKind = Literal["allow", "deny", "roles", "aal", "remote"]
+AUTHORIZERS: tuple[AuthorizerKind, ...] = ("allow", "deny", "roles", "aal", "remote")
+ErrorStyle = Literal["auto", "nginx"]
+
+
+def glob_to_regex(pattern: str, separator: str) -> re.Pattern[str]:
+    """``**`` crosses separators, ``*`` and ``?`` do not; everything else is literal."""
+    sep = re.escape(separator)
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append(f"[^{sep}]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append(f"[^{sep}]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out), re.IGNORECASE if separator == "." else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    hosts: tuple[re.Pattern[str], ...] = ()
+    paths: tuple[re.Pattern[str], ...] = ()
+    methods: frozenset[str] = frozenset()
+    registry_actions: frozenset[str] = frozenset()
+    registry_namespaces: tuple[re.Pattern[str], ...] = ()
+
+    def matches(self, original: OriginalRequest) -> bool:
+        if self.methods and original.method not in self.methods:
+            return False
+        if self.hosts and not any(p.fullmatch(original.hostname) for p in self.hosts):
+            return False
+        if self.paths and not any(p.fullmatch(original.path) for p in self.paths):
+            return False
+        if self.registry_actions:
+            if original.registry.get("X-Registry-Action", "") not in self.registry_actions:
+                return False
+        if self.registry_namespaces:
+            namespace = original.registry.get("X-Registry-Namespace", "")
+            if not any(p.fullmatch(namespace) for p in self.registry_namespaces):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Authorizer:
+    kind: AuthorizerKind
+    roles: frozenset[str] = frozenset()
+    require_all: bool = False
+    aal: str = "aal2"
+    webhook: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    per_ip: int = 0
+    per_subject: int = 0
+    window: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    match: Match
+    authenticators: tuple[AuthenticatorName, ...]
+    authorizer: Authorizer
+    # Extra headers: (name, template) rendered from the session on allow.
+    headers: tuple[tuple[str, str], ...] = ()
+    identity_headers: bool = True
+    error_style: ErrorStyle | None = None
+    rate_limit: RateLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A remote status-code authorizer (the registry ADR's ``auth.webhook.<name>``)."""
+
+    name: str
+    url: str
+    timeout: float = 1.0
+    bearer_token: str = field(default="", repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    forward_headers: tuple[str, ...] = ()
+    cache_ttl: float = 60.0
+    # Built at load time (it reads certificate files); None = the default system trust.
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...] = ()
+    webhooks: Mapping[str, Webhook] = field(default_factory=dict)
+    source: str = ""
+
+    def first_match(self, original: OriginalRequest) -> Rule | None:
+        for rule in self.rules:
+            if rule.match.matches(original):
+                return rule
+        return None

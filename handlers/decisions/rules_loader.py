@@ -1,0 +1,340 @@
+"""Reading and validating the rules file; every error names the rule and the field.
+
+```toml
+[[rules]]
+id = "app"                                   # unique
+hosts = ["app.example.com", "*.example.org"] # optional host globs
+paths = ["/app/**"]                          # optional path globs ...
+path_regex = "/api/v[0-9]+/.*"               # ... or one regex (whole path)
+methods = ["GET", "POST"]                    # optional
+registry_actions = ["put-manifest"]          # optional (X-Registry-Action)
+registry_namespaces = ["team-a/**"]          # optional globs (X-Registry-Namespace)
+authenticators = ["session_cookie", "session_token"]   # tried in order
+authorizer = "allow"          # or { type = "roles", roles = ["admin"], require = "any" }
+                              #    { type = "aal", aal = "aal2" }
+                              #    { type = "remote", webhook = "corp" } | "deny"
+identity_headers = true
+headers = { "X-Tenant" = "{{ identity.metadata_public.tenant }}" }
+error_style = "nginx"         # optional, else DECISIONS_ERROR_STYLE
+rate_limit = { per_ip = 100, per_subject = 1000, window_s = 60 }
+
+[webhooks.corp]
+url = "https://authz.internal/allow"
+timeout_ms = 1000
+bearer_token_env = "CORP_AUTHZ_TOKEN"       # or bearer_token = "…", basic_auth = {…}
+client_certificate = "/etc/…/client.pem"    # mTLS, with client_private_key
+server_ca_bundle = "/etc/…/ca.pem"
+forward_headers = ["X-Custom-Header"]
+cache_ttl_s = 60
+```
+
+Parsing is synchronous (it reads certificate files too): callers run it in an executor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from config.loader import ConfigError
+from handlers.decisions.headers import template_error
+from handlers.decisions.rules import (
+    AUTHENTICATORS,
+    AUTHORIZERS,
+    AuthenticatorName,
+    Authorizer,
+    AuthorizerKind,
+    ErrorStyle,
+    Match,
+    RateLimit,
+    Rule,
+    RuleSet,
+    Webhook,
+    glob_to_regex,
+)
+
+RULE_KEYS = frozenset(
+    {
+        "id",
+        "hosts",
+        "paths",
+        "path_regex",
+        "methods",
+        "registry_actions",
+        "registry_namespaces",
+        "authenticators",
+        "authorizer",
+        "identity_headers",
+        "headers",
+        "error_style",
+        "rate_limit",
+    }
+)
+WEBHOOK_KEYS = frozenset(
+    {
+        "url",
+        "timeout_ms",
+        "bearer_token",
+        "bearer_token_env",
+        "basic_auth",
+        "client_certificate",
+        "client_private_key",
+        "server_ca_bundle",
+        "forward_headers",
+        "cache_ttl_s",
+    }
+)
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
+
+
+class RulesError(ConfigError):
+    """An unusable rules file; ``str()`` is one line naming the file, rule and field."""
+
+
+class _Field(ValueError):
+    def __init__(self, field: str, expected: str) -> None:
+        super().__init__(f"field '{field}': expected {expected}")
+
+
+def _strings(raw: Any, field: str, *, non_empty: bool = False) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(i, str) and i for i in raw):
+        raise _Field(field, "a list of non-empty strings")
+    if non_empty and not raw:
+        raise _Field(field, "a non-empty list of strings")
+    return tuple(raw)
+
+
+def _match(doc: Mapping[str, Any]) -> Match:
+    paths = tuple(glob_to_regex(p, "/") for p in _strings(doc.get("paths", []), "paths"))
+    if "path_regex" in doc:
+        if paths:
+            raise _Field("path_regex", "either paths or path_regex, not both")
+        if not isinstance(doc["path_regex"], str):
+            raise _Field("path_regex", "a regular expression string")
+        try:
+            paths = (re.compile(doc["path_regex"]),)
+        except re.error as exc:
+            raise _Field("path_regex", f"a valid regular expression ({exc})") from None
+    methods = _strings(doc.get("methods", []), "methods")
+    return Match(
+        hosts=tuple(glob_to_regex(h.lower(), ".") for h in _strings(doc.get("hosts", []), "hosts")),
+        paths=paths,
+        methods=frozenset(m.upper() for m in methods),
+        registry_actions=frozenset(_strings(doc.get("registry_actions", []), "registry_actions")),
+        registry_namespaces=tuple(
+            glob_to_regex(n, "/")
+            for n in _strings(doc.get("registry_namespaces", []), "registry_namespaces")
+        ),
+    )
+
+
+def _authorizer(raw: Any, webhooks: Mapping[str, Webhook]) -> Authorizer:
+    spec: object = {"type": raw} if isinstance(raw, str) else raw
+    if not isinstance(spec, Mapping) or spec.get("type") not in AUTHORIZERS:
+        raise _Field("authorizer", "one of " + "|".join(AUTHORIZERS) + " (or {type = …})")
+    kind = cast(AuthorizerKind, spec["type"])
+    allowed: dict[str, set[str]] = {"allow": set(), "deny": set(), "roles": {"roles", "require"}}
+    allowed |= {"aal": {"aal"}, "remote": {"webhook"}}
+    unknown = set(spec) - {"type"} - allowed[kind]
+    if unknown:
+        raise _Field(f"authorizer.{sorted(unknown)[0]}", f"no such key for type {kind!r}")
+    if kind == "roles":
+        roles = _strings(spec.get("roles"), "authorizer.roles", non_empty=True)
+        require = spec.get("require", "any")
+        if require not in {"any", "all"}:
+            raise _Field("authorizer.require", "any|all")
+        return Authorizer(kind, roles=frozenset(roles), require_all=require == "all")
+    if kind == "aal":
+        aal = spec.get("aal", "aal2")
+        if aal not in {"aal1", "aal2"}:
+            raise _Field("authorizer.aal", "aal1|aal2")
+        return Authorizer(kind, aal=aal)
+    if kind == "remote":
+        name = spec.get("webhook")
+        if not isinstance(name, str) or name not in webhooks:
+            known = ", ".join(sorted(webhooks)) or "none defined"
+            raise _Field("authorizer.webhook", f"the name of a [webhooks.<name>] ({known})")
+        return Authorizer(kind, webhook=name)
+    return Authorizer(kind)
+
+
+def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, Mapping):
+        raise _Field("headers", "a table of header name = template")
+    out: list[tuple[str, str]] = []
+    for name, template in raw.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise _Field(f"headers.{name}", "a valid header name")
+        if not isinstance(template, str):
+            raise _Field(f"headers.{name}", "a template string")
+        problem = template_error(template)
+        if problem:
+            raise _Field(f"headers.{name}", problem)
+        out.append((name, template))
+    return tuple(out)
+
+
+def _rate_limit(raw: Any) -> RateLimit:
+    if not isinstance(raw, Mapping) or set(raw) - {"per_ip", "per_subject", "window_s"}:
+        raise _Field("rate_limit", "a table with per_ip, per_subject, window_s")
+    values: dict[str, int] = {}
+    for key in ("per_ip", "per_subject"):
+        value = raw.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise _Field(f"rate_limit.{key}", "an integer >= 0")
+        values[key] = value
+    window = raw.get("window_s", 60)
+    if not isinstance(window, int | float) or isinstance(window, bool) or window <= 0:
+        raise _Field("rate_limit.window_s", "a number of seconds > 0")
+    return RateLimit(values["per_ip"], values["per_subject"], float(window))
+
+
+def _rule(doc: Mapping[str, Any], webhooks: Mapping[str, Webhook]) -> Rule:
+    unknown = set(doc) - RULE_KEYS
+    if unknown:
+        raise _Field(sorted(unknown)[0], "no such key (typo?)")
+    names = _strings(doc.get("authenticators"), "authenticators", non_empty=True)
+    for name in names:
+        if name not in AUTHENTICATORS:
+            raise _Field("authenticators", "items among " + "|".join(AUTHENTICATORS))
+    if "authorizer" not in doc:
+        raise _Field("authorizer", "an authorizer (allow, deny, roles, aal, remote)")
+    style = doc.get("error_style")
+    if style is not None and style not in {"auto", "nginx"}:
+        raise _Field("error_style", "auto|nginx")
+    identity_headers = doc.get("identity_headers", True)
+    if not isinstance(identity_headers, bool):
+        raise _Field("identity_headers", "true or false")
+    return Rule(
+        id=doc["id"],
+        match=_match(doc),
+        authenticators=cast(tuple[AuthenticatorName, ...], names),
+        authorizer=_authorizer(doc["authorizer"], webhooks),
+        headers=_headers(doc.get("headers", {})),
+        identity_headers=identity_headers,
+        error_style=cast(ErrorStyle | None, style),
+        rate_limit=_rate_limit(doc["rate_limit"]) if "rate_limit" in doc else None,
+    )
+
+
+def _ssl_context(doc: Mapping[str, Any]) -> ssl.SSLContext | None:
+    cert, key, ca = (
+        doc.get(k) for k in ("client_certificate", "client_private_key", "server_ca_bundle")
+    )
+    if not (cert or ca):
+        return None
+    context = ssl.create_default_context(cafile=ca if isinstance(ca, str) else None)
+    if cert:
+        try:
+            context.load_cert_chain(cert, key if isinstance(key, str) else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise _Field(
+                "client_certificate", f"a readable PEM certificate and key ({exc})"
+            ) from None
+    return context
+
+
+def _webhook(name: str, doc: Any, env: Mapping[str, str]) -> Webhook:
+    if not isinstance(doc, Mapping):
+        raise _Field("", "a table")
+    unknown = set(doc) - WEBHOOK_KEYS
+    if unknown:
+        raise _Field(sorted(unknown)[0], "no such key (typo?)")
+    url = doc.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise _Field("url", "an http(s):// URL")
+    timeout_ms = doc.get("timeout_ms", 1000)
+    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
+        raise _Field("timeout_ms", "an integer > 0")
+    token = doc.get("bearer_token", "")
+    if "bearer_token_env" in doc:
+        token = env.get(str(doc["bearer_token_env"]), "")
+        if not token:
+            raise _Field("bearer_token_env", "the name of a set environment variable")
+    basic = doc.get("basic_auth")
+    basic_pair: tuple[str, str] | None = None
+    if basic is not None:
+        if not isinstance(basic, Mapping) or not isinstance(basic.get("username"), str):
+            raise _Field("basic_auth", "{ username = …, password = … | password_env = … }")
+        password = basic.get("password", "")
+        if "password_env" in basic:
+            password = env.get(str(basic["password_env"]), "")
+        if ":" in basic["username"]:
+            raise _Field("basic_auth.username", "a user name without ':' (RFC 7617)")
+        basic_pair = (basic["username"], str(password))
+    ttl = doc.get("cache_ttl_s", 60)
+    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl < 0:
+        raise _Field("cache_ttl_s", "a number of seconds >= 0")
+    return Webhook(
+        name=name,
+        url=url,
+        timeout=timeout_ms / 1000,
+        bearer_token=str(token),
+        basic_auth=basic_pair,
+        forward_headers=_strings(doc.get("forward_headers", []), "forward_headers"),
+        cache_ttl=float(ttl),
+        ssl_context=_ssl_context(doc),
+    )
+
+
+def parse_rules(text: str, source: str, env: Mapping[str, str] | None = None) -> RuleSet:
+    """A validated ``RuleSet``; raises ``RulesError`` naming file, rule and field."""
+    env = os.environ if env is None else env
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"rules file {source}: invalid TOML ({exc})") from None
+    unknown = set(document) - {"rules", "webhooks"}
+    if unknown:
+        raise RulesError(f"rules file {source}: unknown top-level key(s) {sorted(unknown)}")
+    webhooks: dict[str, Webhook] = {}
+    raw_hooks = document.get("webhooks", {})
+    if not isinstance(raw_hooks, dict):
+        raise RulesError(f"rules file {source}: [webhooks] must be a table of tables")
+    for name, doc in raw_hooks.items():
+        try:
+            webhooks[name] = _webhook(name, doc, env)
+        except _Field as exc:
+            raise RulesError(f"rules file {source}: webhook '{name}': {exc}") from None
+    raw_rules = document.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise RulesError(f"rules file {source}: rules must be an array of tables ([[rules]])")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for number, doc in enumerate(raw_rules, start=1):
+        rule_id = doc.get("id") if isinstance(doc, dict) else None
+        where = f"rules file {source}: rule #{number}"
+        if not isinstance(rule_id, str) or not rule_id:
+            raise RulesError(f"{where}: field 'id': expected a non-empty string")
+        where += f" ({rule_id!r})"
+        if rule_id in seen:
+            raise RulesError(f"{where}: field 'id': expected a unique id (used twice)")
+        seen.add(rule_id)
+        try:
+            rules.append(_rule(doc, webhooks))
+        except _Field as exc:
+            raise RulesError(f"{where}: {exc}") from None
+    return RuleSet(tuple(rules), webhooks, source)
+
+
+def load_rules_file(path: str) -> RuleSet:
+    """Blocking: read and parse ``path`` (run it in an executor)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"rules file {path}: cannot be read ({exc.strerror})") from None
+    return parse_rules(text, path)
+
+
+def file_stamp(path: str) -> tuple[float, int, int] | None:
+    """Blocking: what changes when the file is replaced or rewritten; None if missing."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime, stat.st_size, stat.st_ino)

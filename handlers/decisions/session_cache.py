@@ -1,0 +1,257 @@
+"""Session look-ups without asking Kratos every time: LRU in process, Redis across replicas.
+
+    decision ─► local LRU ─► Redis ─► Kratos whoami   (each step only on a miss)
+
+- Keys are a SHA-256 of the credential, never the credential itself.
+- A valid session is trusted for min(``cache_ttl``, its own ``expires_at``); an invalid
+  credential for ``negative_cache_ttl``; Kratos errors and step-up answers are not cached.
+- Concurrent look-ups for one credential share a single Kratos call.
+- A logout seen by the edge proxy (``purge``) replaces the entry with an "invalid" marker
+  here, in Redis (overwriting, for the whole TTL) and — via pub/sub — on every replica. Stores
+  use ``SET NX`` so a look-up that was in flight during the logout cannot resurrect it.
+- Redis failing → the Redis layer is skipped for a few seconds and Kratos is asked directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from handlers.decisions.metrics import REDIS_ERRORS, SESSION_CACHE
+from handlers.decisions.subject import parse_time
+from handlers.decisions.whoami import Credential, WhoamiClient, WhoamiResult
+
+log = logging.getLogger("kratos_hooks.decisions")
+LOCAL_HIT = SESSION_CACHE.labels("local", "hit")
+LOCAL_MISS = SESSION_CACHE.labels("local", "miss")
+
+REDIS_PAUSE = 5.0  # seconds the Redis layer is skipped after a failure
+REFRESH_EVERY = 1.0  # seconds between step-up re-checks of one credential
+REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+def credential_key(value: str) -> str:
+    """The cache key of a session token or cookie value."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def session_key(prefix: str, key: str) -> str:
+    return f"{prefix}decisions:session:{key}"
+
+
+def purge_channel(prefix: str) -> str:
+    return f"{prefix}decisions:purge"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    result: WhoamiResult
+    expires: float  # wall-clock epoch seconds
+    purged: bool = False
+    fetched: float = 0.0  # when Kratos gave this answer to this process (0 = elsewhere)
+
+
+def entry_ttl(result: WhoamiResult, now: float, ttl: float, negative_ttl: float) -> float:
+    """Seconds ``result`` may be reused (pure); 0 = do not cache."""
+    if result.verdict == "invalid":
+        return negative_ttl
+    if result.verdict != "valid" or result.session is None:
+        return 0.0
+    expires_at = parse_time(result.session.get("expires_at"))
+    if expires_at is None:
+        return ttl
+    return max(0.0, min(ttl, expires_at.timestamp() - now))
+
+
+def encode(entry: Entry) -> bytes:
+    doc = {"v": entry.result.verdict, "s": entry.result.session, "e": entry.expires}
+    if entry.purged:
+        doc["p"] = True
+    return orjson.dumps(doc)
+
+
+def decode(raw: bytes) -> Entry | None:
+    try:
+        doc = orjson.loads(raw)
+        verdict = doc["v"]
+        if verdict not in {"valid", "invalid"}:
+            return None
+        return Entry(WhoamiResult(verdict, doc.get("s")), float(doc["e"]), bool(doc.get("p")))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# Every cache in this process, so a logout seen by the public app purges the internal app's
+# memory even when no Redis is configured.
+_LOCAL_CACHES: weakref.WeakSet[SessionCache] = weakref.WeakSet()
+
+RedisGetter = Callable[[], aioredis.Redis | None]
+
+
+class SessionCache:
+    def __init__(
+        self,
+        whoami: WhoamiClient,
+        redis: RedisGetter,
+        *,
+        prefix: str,
+        ttl: float,
+        negative_ttl: float,
+        size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._whoami = whoami
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._size = max(1, size)
+        self._clock = clock
+        self._local: OrderedDict[str, Entry] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[WhoamiResult]] = {}
+        self._redis_paused_until = 0.0
+        _LOCAL_CACHES.add(self)
+
+    # --- the in-process layer ---------------------------------------------------------
+    def _get_local(self, key: str) -> Entry | None:
+        entry = self._local.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= self._clock():
+            del self._local[key]
+            return None
+        self._local.move_to_end(key)
+        return entry
+
+    def _put_local(self, key: str, entry: Entry) -> None:
+        current = self._local.get(key)
+        if current is not None and current.purged and not entry.purged:
+            if current.expires > self._clock():
+                return  # logged out: a look-up that started earlier must not undo it
+        self._local[key] = entry
+        self._local.move_to_end(key)
+        while len(self._local) > self._size:
+            self._local.popitem(last=False)
+
+    def purge_local(self, key: str) -> None:
+        """Mark ``key`` logged out in this process for the cache TTL."""
+        invalid = WhoamiResult("invalid")
+        self._put_local(key, Entry(invalid, self._clock() + self._ttl, purged=True))
+        self._inflight.pop(key, None)
+
+    def flush_local(self) -> None:
+        """Forget every in-process entry (purges may have been missed meanwhile)."""
+        self._local.clear()
+
+    # --- the Redis layer -----------------------------------------------------------------
+    def _client(self) -> aioredis.Redis | None:
+        if time.monotonic() < self._redis_paused_until:
+            return None
+        return self._redis()
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        REDIS_ERRORS.inc()
+        self._redis_paused_until = time.monotonic() + REDIS_PAUSE
+        log.warning(
+            "redis unavailable for the session cache; asking Kratos directly",
+            extra={"error": type(exc).__name__, "pause_s": REDIS_PAUSE},
+        )
+
+    async def _get_redis(self, key: str) -> Entry | None:
+        client = self._client()
+        if client is None:
+            return None
+        try:
+            raw = await client.get(session_key(self._prefix, key))
+        except REDIS_FAILURES as exc:
+            self._redis_failed(exc)
+            return None
+        entry = decode(raw) if raw else None
+        if entry is not None and entry.expires <= self._clock():
+            return None
+        SESSION_CACHE.labels("redis", "hit" if entry else "miss").inc()
+        return entry
+
+    async def _put_redis(self, key: str, entry: Entry) -> None:
+        client = self._client()
+        ttl_ms = int((entry.expires - self._clock()) * 1000)
+        if client is None or ttl_ms <= 0:
+            return
+        try:
+            await client.set(session_key(self._prefix, key), encode(entry), px=ttl_ms, nx=True)
+        except REDIS_FAILURES as exc:
+            self._redis_failed(exc)
+
+    # --- look-ups ----------------------------------------------------------------------
+    async def lookup(self, credential: Credential) -> WhoamiResult:
+        key = credential_key(credential.value)
+        entry = self._get_local(key)
+        if entry is not None:
+            LOCAL_HIT.inc()
+            return entry.result
+        LOCAL_MISS.inc()
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch(key, credential))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # Shielded: one caller giving up must not cancel the look-up the others wait for.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: str, task: asyncio.Task[WhoamiResult]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+
+    async def _fetch(self, key: str, credential: Credential) -> WhoamiResult:
+        entry = await self._get_redis(key)
+        if entry is not None:
+            self._put_local(key, entry)
+            return entry.result
+        result = await self._whoami.ask(credential)
+        now = self._clock()
+        ttl = entry_ttl(result, now, self._ttl, self._negative_ttl)
+        if ttl > 0:
+            fresh = Entry(result, now + ttl, fetched=now)
+            self._put_local(key, fresh)
+            await self._put_redis(key, fresh)
+        return result
+
+    async def refresh(self, credential: Credential) -> WhoamiResult:
+        """Ask Kratos again (the cached answer may predate a step-up) and cache the answer.
+
+        At most once per ``REFRESH_EVERY`` per credential: a client hammering a step-up rule
+        with an aal1 session must not turn every decision into a Kratos call.
+        """
+        key = credential_key(credential.value)
+        entry = self._get_local(key)
+        if entry is not None and self._clock() - entry.fetched < REFRESH_EVERY:
+            return entry.result
+        result = await self._whoami.ask(credential)
+        now = self._clock()
+        ttl = entry_ttl(result, now, self._ttl, self._negative_ttl)
+        if ttl > 0:
+            fresh = Entry(result, now + ttl, fetched=now)
+            self._put_local(key, fresh)
+            client = self._client()
+            if client is not None:
+                try:
+                    await client.set(
+                        session_key(self._prefix, key), encode(fresh), px=int(ttl * 1000)
+                    )
+                except REDIS_FAILURES as exc:
+                    self._redis_failed(exc)
+        return result
+
+
+def caches_in_process() -> list[SessionCache]:
+    return list(_LOCAL_CACHES)

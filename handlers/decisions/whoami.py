@@ -1,0 +1,96 @@
+"""Asking Kratos who a credential belongs to (``/sessions/whoami``), and what the answer means.
+
+Only the one credential being checked is sent — never the caller's other cookies or headers —
+so Kratos sees the same question whichever proxy asked, and the cache key (a hash of that
+credential) describes the question exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from aiohttp import ClientSession, ClientTimeout
+from yarl import URL
+
+from handlers.decisions.metrics import WHOAMI, WHOAMI_LATENCY
+
+log = logging.getLogger("kratos_hooks.decisions")
+
+CredentialKind = Literal["cookie", "token"]
+Verdict = Literal["valid", "invalid", "aal2_required", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    kind: CredentialKind
+    value: str
+    cookie_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WhoamiResult:
+    verdict: Verdict
+    session: dict[str, Any] | None = None
+    # Derived values (the identity headers) computed once per cached answer, not per decision.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def cacheable(self) -> bool:
+        # A step-up answer must never be remembered: once the user completes the second
+        # factor the very same credential is aal2, and a cached "aal1" would loop them.
+        return self.verdict in {"valid", "invalid"}
+
+
+def classify(status: int, body: bytes) -> WhoamiResult:
+    """Kratos' answer as a verdict (pure)."""
+    if status == 200:
+        try:
+            session = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return WhoamiResult("error")
+        if not isinstance(session, dict) or session.get("active") is False:
+            return WhoamiResult("invalid")
+        return WhoamiResult("valid", session)
+    if status == 403:
+        try:
+            error = orjson.loads(body).get("error", {})
+        except (orjson.JSONDecodeError, AttributeError):
+            error = {}
+        if isinstance(error, dict) and error.get("id") == "session_aal2_required":
+            return WhoamiResult("aal2_required")
+        return WhoamiResult("invalid")
+    if status in {401, 404, 410}:
+        return WhoamiResult("invalid")
+    return WhoamiResult("error")
+
+
+class WhoamiClient:
+    def __init__(self, session: ClientSession, public_url: str, timeout: float) -> None:
+        self._session = session
+        self._url = URL(public_url.rstrip("/") + "/sessions/whoami")
+        self._timeout = ClientTimeout(total=timeout)
+
+    async def ask(self, credential: Credential) -> WhoamiResult:
+        if credential.kind == "cookie":
+            headers = {"Cookie": f"{credential.cookie_name}={credential.value}"}
+        else:
+            headers = {"X-Session-Token": credential.value}
+        headers["Accept"] = "application/json"
+        started = time.perf_counter()
+        try:
+            async with self._session.get(
+                self._url, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as response:
+                body = await response.read()
+                result = classify(response.status, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("kratos whoami failed", extra={"error": type(exc).__name__})
+            result = WhoamiResult("error")
+        WHOAMI_LATENCY.observe(time.perf_counter() - started)
+        WHOAMI.labels(result.verdict).inc()
+        return result
