@@ -1,0 +1,253 @@
+"""What was submitted and what Kratos made of it: pure functions over bytes and headers.
+
+``parse_submission`` reads the three body encodings Kratos accepts; ``classify`` turns
+Kratos' answer into an ``Outcome`` (KRATOS.md, "Login flow"): a session issued is a success,
+rejected credentials a failure, and everything that says nothing about the secret — expired
+flow, CSRF, disabled identity, schema errors, 5xx — is not counted.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+import orjson
+
+from proxy.guard.policy import Outcome
+
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+JSON = "application/json"
+GUARDED_TYPES = frozenset({FORM, MULTIPART, JSON})
+
+# The field that carries each method's secret: a submission without it checks nothing.
+SECRET_FIELDS = {
+    "password": "password",
+    "totp": "totp_code",
+    "lookup_secret": "lookup_secret",
+    "code": "code",
+    "webauthn": "webauthn_login",
+    "passkey": "passkey_login",
+}
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    method: str
+    identifier: str  # as sent; empty for second factors
+    has_secret: bool
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+# --- JSON mode: Kratos' content negotiation (golang/gddo NegotiateContentType) ----------
+
+
+def _accept_specs(header: str) -> Iterator[tuple[str, float]]:
+    for part in header.split(","):
+        value, *params = (p.strip() for p in part.split(";"))
+        if not value:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, raw = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(raw)
+                except ValueError:
+                    q = 0.0
+        yield value.lower(), q
+
+
+def negotiates_json(accept: str) -> bool:
+    """Whether ``Accept`` prefers JSON over HTML; exact beats ``type/*`` beats ``*/*``,
+    and a full tie goes to HTML (so ``*/*`` is a browser)."""
+    best, best_q, best_rank = "text/html", -1.0, 3
+    for offer in ("text/html", JSON):
+        for value, q in _accept_specs(accept):
+            if q == 0.0 or q < best_q:
+                continue
+            if value == "*/*":
+                rank = 2
+            elif value.endswith("/*") and offer.startswith(value[:-1]):
+                rank = 1
+            elif value == offer:
+                rank = 0
+            else:
+                continue
+            if q > best_q or rank < best_rank:
+                best, best_q, best_rank = offer, q, rank
+    return best == JSON
+
+
+def json_mode(content_type: str | None, accept: str | None) -> bool:
+    """Kratos answers in JSON when the body is exactly ``application/json`` or Accept asks."""
+    return content_type == JSON or negotiates_json(accept or "")
+
+
+def answers_json(content_type: str | None, accept: str | None, has_cookies: bool) -> bool:
+    """Whether the guard's own answer (a block, a 413) should be JSON.
+
+    Kratos' JSON mode, widened to what only an app would send: a JSON body with parameters
+    (``application/json; charset=utf-8``), or no cookie at all — API flows must carry none
+    and a browser flow cannot pass its CSRF check without one — so a native app is never
+    sent a redirect it cannot follow.
+    """
+    return json_mode(content_type, accept) or media_type(content_type) == JSON or not has_cookies
+
+
+# --- the submission --------------------------------------------------------------------
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, str]:
+    kind = media_type(content_type)
+    if kind == FORM:
+        fields: dict[str, str] = {}
+        for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
+            fields.setdefault(name, value)  # Go's Form.Get: the first value wins
+        return fields
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    fields = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        param = part.get_param("name", header="content-disposition")
+        if not isinstance(param, str) or part.get_filename() is not None:
+            continue
+        name = param
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            fields.setdefault(name, payload.decode("utf-8", "replace"))
+    return fields
+
+
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def parse_submission(content_type: str | None, raw: bytes) -> Submission | None:
+    """The method, identifier and whether a secret was sent; None when unreadable (Kratos
+    will answer 400 on its own and nothing was checked)."""
+    kind = media_type(content_type)
+    try:
+        if kind == JSON:
+            document = orjson.loads(raw)
+            if not isinstance(document, dict):
+                return None
+            fields: Mapping[str, Any] = document
+        elif kind in (FORM, MULTIPART):
+            fields = _form_fields(content_type or "", raw)
+        else:
+            return None
+    except (orjson.JSONDecodeError, UnicodeError, ValueError):
+        return None
+    method = _text(fields, "method")
+    identifier = _text(fields, "identifier") or _text(fields, "password_identifier")
+    secret_field = SECRET_FIELDS.get(method)
+    has_secret = bool(fields.get(secret_field)) if secret_field else True
+    return Submission(method, identifier, has_secret)
+
+
+# --- Kratos' answer --------------------------------------------------------------------
+
+
+def decoded(body: bytes, content_encoding: str | None) -> bytes | None:
+    """The body as JSON bytes, undoing gzip/deflate (the proxy never decompresses on the
+    way through); None for an encoding we cannot read."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            return zlib.decompress(body, wbits=47)  # gzip or zlib, detected from the header
+        except zlib.error:
+            return None
+    return None
+
+
+def sets_session(set_cookies: Iterable[str], cookie_name: str) -> bool:
+    """Whether a ``Set-Cookie`` writes a (non-empty, non-expiring) session cookie."""
+    for header in set_cookies:
+        pair, _, attributes = header.partition(";")
+        name, _, value = pair.partition("=")
+        if name.strip() != cookie_name or not value.strip().strip('"'):
+            continue
+        attrs = attributes.lower().replace(" ", "")
+        if "max-age=0" in attrs or "max-age=-" in attrs:
+            continue
+        return True
+    return False
+
+
+def _message_ids(flow: Mapping[str, Any]) -> Iterator[int]:
+    ui = flow.get("ui")
+    if not isinstance(ui, dict):
+        return
+    groups = [ui.get("messages")]
+    nodes = ui.get("nodes")
+    if isinstance(nodes, list):
+        groups += [node.get("messages") for node in nodes if isinstance(node, dict)]
+    for messages in groups:
+        if isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, dict) and isinstance(message.get("id"), int):
+                    yield message["id"]
+
+
+def _document(body: bytes | None) -> dict[str, Any] | None:
+    if not body:
+        return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def classify(
+    status: int,
+    *,
+    set_cookies: Iterable[str],
+    location: str | None,
+    body: bytes | None,
+    flow_id: str,
+    session_cookie: str,
+    failure_ids: frozenset[int],
+) -> Outcome:
+    """Kratos' answer to a login submission, as evidence about the secret.
+
+    ``body`` is the decoded JSON body, or None when it was not read (too large, unknown
+    encoding) — then only what status and headers prove is used.
+    """
+    session_set = sets_session(set_cookies, session_cookie)
+    if status in REDIRECTS:
+        if session_set:
+            return Outcome.SUCCESS
+        # Back to the login UI with the *same* flow: the flow now carries the rejection.
+        # An expired flow comes back with a new id, CSRF goes to the error UI.
+        returned = parse_qs(urlsplit(location or "").query).get("flow", [""])[0]
+        return Outcome.FAILURE if flow_id and returned == flow_id else Outcome.NOT_COUNTED
+    document = _document(body)
+    if status == 200:
+        if session_set or (document is not None and "session_token" in document):
+            return Outcome.SUCCESS
+        return Outcome.NOT_COUNTED
+    if status == 422 and document is not None:
+        error = document.get("error")
+        if isinstance(error, dict) and error.get("id") == "browser_location_change_required":
+            return Outcome.SUCCESS  # the password step passed; a second factor follows
+        return Outcome.NOT_COUNTED
+    if status == 400 and document is not None:
+        if any(i in failure_ids for i in _message_ids(document)):
+            return Outcome.FAILURE
+    return Outcome.NOT_COUNTED

@@ -1,0 +1,97 @@
+"""``kratos-hooks backoff status|clear <identifier>``: for support staff helping a locked-out
+user. Reads the same Redis buckets the proxy writes (needs ``REDIS_URL`` and the servers'
+``BACKOFF_SECRET``); never falls back to a local store, never prints the identifier's hash
+in a form that could be correlated outside this service's own logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.metadata
+import sys
+import time
+
+import redis.asyncio as aioredis
+from redis.driver_info import DriverInfo
+
+from config.settings import Settings
+from proxy.errors import DependencyUnavailable
+from proxy.guard.core import Guard
+from proxy.guard.identity import Keyer, normalise_identifier
+from proxy.guard.redis_store import RedisStore
+from proxy.guard.store import MemoryStore, StoreUnavailable
+from proxy.logs import fingerprint
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backoff = commands.add_parser("backoff", help="inspect or clear an account's login backoff")
+    actions = backoff.add_subparsers(dest="backoff_command", required=True)
+    status = actions.add_parser("status", help="failures and wait of an identifier")
+    status.add_argument("identifier", help="the login identifier (any case or width)")
+    clear = actions.add_parser("clear", help="forget an identifier's failures (all addresses)")
+    clear.add_argument("identifier", help="the login identifier (any case or width)")
+
+
+def handles(args: argparse.Namespace) -> bool:
+    return bool(args.command == "backoff")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.backoff.secret:
+        print(
+            "kratos-hooks: BACKOFF_SECRET is not set, so the servers' bucket names cannot be "
+            "computed; run with the servers' BACKOFF_SECRET",
+            file=sys.stderr,
+        )
+        return 2
+    if not settings.store.redis_url:
+        print(
+            "kratos-hooks: REDIS_URL is not set: the in-memory store lives inside the server "
+            "process (restarting it clears every bucket)",
+            file=sys.stderr,
+        )
+        return 2
+    # Read outside the event loop: redis-py would stat site-packages inside it.
+    driver = DriverInfo(lib_version=importlib.metadata.version("redis"))
+    try:
+        return asyncio.run(_run(args, settings, driver))
+    except (StoreUnavailable, DependencyUnavailable) as exc:
+        print(f"kratos-hooks: Redis is unavailable ({exc})", file=sys.stderr)
+        return 1
+
+
+def _guard(settings: Settings, client: aioredis.Redis) -> Guard:
+    # Fail closed: support tooling must never report on or clear a throwaway local store.
+    strict = dataclasses.replace(
+        settings, backoff=dataclasses.replace(settings.backoff, fail_closed=True)
+    )
+    store = RedisStore(client, settings.store.redis_key_prefix)
+    return Guard(strict, store, fallback=MemoryStore(1), keyer=Keyer(settings.backoff.secret))
+
+
+async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo) -> int:
+    client = aioredis.from_url(settings.store.redis_url, socket_timeout=5, driver_info=driver)
+    try:
+        guard = _guard(settings, client)
+        tag = fingerprint(guard.keyer.identifier(normalise_identifier(args.identifier)))
+        if args.backoff_command == "clear":
+            cleared = await guard.reset(args.identifier, cause="cli")
+            print(f"identifier {tag}: cleared ({cleared} keys)")
+            return 0
+        report = await guard.report(args.identifier)
+        if report is None:
+            print(f"identifier {tag}: no recorded failures")
+            return 0
+        policy = guard.policies.identifier
+        wait = max(0.0, report.last_failure + policy.wait(report.failures) - time.time())
+        last = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.last_failure))
+        print(
+            f"identifier {tag}: {report.failures} failures (free: {policy.free}), "
+            f"last at {last}, {wait:.0f}s left to wait, {report.in_flight} in flight, "
+            f"forgotten in {report.expires_in:.0f}s"
+        )
+        return 0
+    finally:
+        await client.aclose()

@@ -1,0 +1,219 @@
+"""The public routes the guard intercepts: login submissions and login flow fetches.
+
+A submission is read whole (bounded), judged, and only then forwarded — the same bytes,
+through the foundation's forwarder. Kratos' answer is read (bounded) to learn the outcome
+and then sent on unchanged: status, every header, every ``Set-Cookie``, the body bytes.
+Anything that is not an attempt (other methods, unreadable bodies, GETs) passes through.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import ClientResponse, web
+
+from proxy.errors import BodyTooLarge, DependencyUnavailable
+from proxy.forwarder import STREAM_CHUNK
+from proxy.guard.classify import (
+    GUARDED_TYPES,
+    REDIRECTS,
+    Submission,
+    answers_json,
+    classify,
+    decoded,
+    media_type,
+    parse_submission,
+)
+from proxy.guard.core import Guard, Subject
+from proxy.guard.keys import GUARD
+from proxy.guard.metrics import RATE_LIMITED
+from proxy.guard.policy import Outcome, Verdict
+from proxy.guard.respond import blocked, lockout_message, refuse, seconds, with_message
+from proxy.headers import downstream_response_headers
+from proxy.keys import FORWARDER, REQUEST_ID, ROUTE, SETTINGS
+from proxy.metrics import UPSTREAM_ERRORS
+
+log = logging.getLogger("kratos_hooks.guard")
+
+# Kratos' login answers are a flow or a session: small. A larger body is relayed unread.
+MAX_ANSWER = 1024 * 1024
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"The login submission exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(STREAM_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The login submission exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_answer(upstream: ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the answer, and whether that was all of it."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await upstream.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
+
+
+async def send(
+    request: web.Request, upstream: ClientResponse, head: bytes, complete: bool
+) -> web.StreamResponse:
+    """Kratos' answer as it came: the bytes already read, then whatever is left."""
+    response = web.StreamResponse(
+        status=upstream.status,
+        reason=upstream.reason,
+        headers=downstream_response_headers(upstream.headers),
+    )
+    response.headers.setdefault("X-Request-ID", request[REQUEST_ID])
+    await response.prepare(request)
+    await response.write(head)
+    if not complete:
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        except (aiohttp.ClientError, TimeoutError, ConnectionResetError):
+            UPSTREAM_ERRORS.labels("reset").inc()
+            if request.transport is not None:
+                request.transport.abort()  # a truncated body must never look complete
+            return response
+    await response.write_eof()
+    return response
+
+
+def _subject(guard: Guard, request: web.Request, sub: Submission, ip: str) -> Subject | None:
+    """Whom the attempt is about, or None when it is not an attempt at all."""
+    if sub.method not in guard.config.methods or not sub.has_secret:
+        return None
+    if sub.identifier:
+        return guard.subject(sub.identifier, ip)
+    if sub.method == "password":
+        return None  # Kratos rejects a missing identifier without checking anything
+    # Second factors carry no identifier: the session they step up, else the flow.
+    cookie = request.cookies.get(request.app[SETTINGS].kratos.session_cookie)
+    token = request.headers.get("X-Session-Token") or cookie
+    if token:
+        return guard.subject(token, ip, kind="session")
+    return guard.subject(request.query.get("flow", ""), ip, kind="flow")
+
+
+async def _forward(request: web.Request, raw: bytes) -> web.StreamResponse:
+    forwarder = request.app[FORWARDER]
+    async with forwarder.exchange(request, body=raw) as upstream:
+        return await forwarder.relay(request, upstream)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    """POST /self-service/login?flow=…"""
+    request[ROUTE] = "login"
+    guard = request.app[GUARD]
+    forwarder = request.app[FORWARDER]
+    content_type = request.headers.get("Content-Type")
+    as_json = answers_json(content_type, request.headers.get("Accept"), "Cookie" in request.headers)
+    flow_id = request.query.get("flow", "")
+    ip = forwarder.identify(request)[0]
+    rate = guard.rate_window("login", ip, guard.config.rate_login)
+    try:
+        if media_type(content_type) not in GUARDED_TYPES:
+            if rate is not None and not (verdict := await guard.hit(rate)).allowed:
+                return await _blocked(request, guard, flow_id, as_json, verdict)
+            return await forwarder.handle(request)  # Kratos refuses such bodies unread
+        raw = await read_bounded(request, guard.config.max_body)
+        submission = parse_submission(content_type, raw)
+        subject = _subject(guard, request, submission, ip) if submission else None
+        if subject is None:
+            if rate is not None and not (verdict := await guard.hit(rate)).allowed:
+                return await _blocked(request, guard, flow_id, as_json, verdict)
+            return await _forward(request, raw)
+        verdict, attempt = await guard.begin(subject, rate=rate)
+    except (BodyTooLarge, DependencyUnavailable) as exc:
+        return refuse(exc, json_mode=as_json)
+    if not verdict.allowed:
+        return await _blocked(request, guard, flow_id, as_json, verdict)
+    try:
+        async with forwarder.exchange(request, body=raw) as upstream:
+            head, complete = await read_answer(upstream, MAX_ANSWER)
+            location = upstream.headers.get("Location")
+            outcome = classify(
+                upstream.status,
+                set_cookies=upstream.headers.getall("Set-Cookie", ()),
+                location=location,
+                body=decoded(head, upstream.headers.get("Content-Encoding")) if complete else None,
+                flow_id=flow_id,
+                session_cookie=request.app[SETTINGS].kratos.session_cookie,
+                failure_ids=guard.failure_ids,
+            )
+            if outcome is Outcome.FAILURE and upstream.status in REDIRECTS:
+                guard.learn_ui(location)
+            try:
+                return await send(request, upstream, head, complete)
+            finally:
+                # After the answer is on its way: the caller does not wait for this round
+                # trip, and a retry arriving before it finds the attempt still in flight,
+                # which judges exactly as the settled failure would.
+                await guard.finish(attempt, outcome)
+    finally:
+        await guard.finish(attempt, Outcome.NOT_COUNTED)  # a no-op once settled
+
+
+async def _blocked(
+    request: web.Request, guard: Guard, flow_id: str, as_json: bool, verdict: Verdict
+) -> web.StreamResponse:
+    if verdict.bucket == "rate":
+        RATE_LIMITED.labels("login").inc()
+    return await blocked(
+        request,
+        guard,
+        kind="login",
+        flow_id=flow_id,
+        json_mode=as_json,
+        retry_after=verdict.retry_after,
+        rate=verdict.bucket == "rate",
+    )
+
+
+async def login_flow(request: web.Request) -> web.StreamResponse:
+    """GET /self-service/login/flows?id=…: a flow blocked by the guard shows its lockout."""
+    guard = request.app[GUARD]
+    forwarder = request.app[FORWARDER]
+    flow_id = request.query.get("id", "")
+    until = await guard.flow_lockout(flow_id) if flow_id else None
+    if until is None:
+        return await forwarder.handle(request)
+    async with forwarder.exchange(request) as upstream:
+        head, complete = await read_answer(upstream, MAX_ANSWER)
+        body = decoded(head, upstream.headers.get("Content-Encoding")) if complete else None
+        flow = _flow(body) if upstream.status == 200 else None
+        if flow is None:
+            return await send(request, upstream, head, complete)
+        wait = seconds(until - guard.clock())
+        message = lockout_message(guard.config.message_id, wait)
+        headers = downstream_response_headers(upstream.headers)
+        for name in ("Content-Length", "Content-Encoding", "ETag"):
+            headers.popall(name, None)
+        headers.setdefault("X-Request-ID", request[REQUEST_ID])
+        return web.Response(
+            status=200, body=orjson.dumps(with_message(flow, message)), headers=headers
+        )
+
+
+def _flow(body: bytes | None) -> dict[str, Any] | None:
+    if not body:
+        return None
+    try:
+        flow = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return flow if isinstance(flow, dict) and isinstance(flow.get("ui"), dict) else None

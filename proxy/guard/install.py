@@ -1,0 +1,93 @@
+"""Wiring: the guard's routes on the public app, and one ``Guard`` per app made at start-up.
+
+The in-memory store (no ``REDIS_URL``), the degraded-mode limiter and a generated secret are
+per process *and* per configuration, shared by the public and internal listeners so the
+compatibility endpoints and the proxy see the same buckets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from config.settings import Settings
+from proxy.guard.core import Guard
+from proxy.guard.handler import login_flow, login_submit
+from proxy.guard.identity import PROCESS_SECRET, Keyer
+from proxy.guard.keys import GUARD
+from proxy.guard.ratelimit import limited
+from proxy.guard.redis_store import RedisStore
+from proxy.guard.store import MemoryStore, Store
+from proxy.keys import REDIS, SETTINGS
+
+log = logging.getLogger("kratos_hooks.guard")
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    keyer: Keyer
+    embedded: MemoryStore
+    fallback: MemoryStore
+
+
+# Keyed by the Settings object itself (identity, not equality): two services started in one
+# test process never share buckets, the two listeners of one service always do.
+_shared: list[tuple[Settings, _Shared]] = []
+
+
+def shared_for(settings: Settings) -> _Shared:
+    for known, shared in _shared:
+        if known is settings:
+            return shared
+    config = settings.backoff
+    secret = config.secret
+    if not secret:
+        secret = PROCESS_SECRET
+        log.warning(
+            "BACKOFF_SECRET is not set: bucket names use a random key made at start-up, so "
+            "other replicas and the next restart do not share this backoff state; "
+            "set BACKOFF_SECRET (the same on every replica)"
+        )
+    shared = _Shared(
+        Keyer(secret), MemoryStore(max_keys=1_000_000), MemoryStore(config.fallback_max_keys)
+    )
+    _shared.append((settings, shared))
+    return shared
+
+
+def make_guard(app: web.Application) -> Guard:
+    settings = app[SETTINGS]
+    shared = shared_for(settings)
+    client = app[REDIS]
+    store: Store = (
+        RedisStore(client, settings.store.redis_key_prefix)
+        if client is not None
+        else shared.embedded
+    )
+    return Guard(settings, store, fallback=shared.fallback, keyer=shared.keyer)
+
+
+async def guard_context(app: web.Application) -> AsyncIterator[None]:
+    app[GUARD] = make_guard(app)
+    yield
+
+
+def install_public(app: web.Application) -> None:
+    """The PUBLIC_FEATURES installer."""
+    settings = app[SETTINGS]
+    config = settings.backoff
+    prefix = settings.proxy.path_prefix
+    app.cleanup_ctx.append(guard_context)
+    if config.enabled:
+        app.router.add_post(prefix + "/self-service/login", login_submit)
+        app.router.add_get(prefix + "/self-service/login/flows", login_flow, allow_head=False)
+    for flow, limit in (
+        ("registration", config.rate_registration),
+        ("recovery", config.rate_recovery),
+        ("verification", config.rate_verification),
+    ):
+        if limit > 0:
+            app.router.add_post(prefix + f"/self-service/{flow}", limited(flow, limit))

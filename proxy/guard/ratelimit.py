@@ -1,0 +1,57 @@
+"""Plain per-IP windows on the other self-service submissions (registration, recovery,
+verification), on top of which login has its own raw rate inside the backoff check.
+
+A refused submission never reaches Kratos and is answered like a login lockout: JSON callers
+get their flow back with the message (or Kratos' error shape, 429), browsers the error.
+The body is not read: an allowed submission streams through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from proxy.errors import DependencyUnavailable
+from proxy.guard.classify import answers_json
+from proxy.guard.keys import GUARD
+from proxy.guard.metrics import RATE_LIMITED
+from proxy.guard.respond import blocked, refuse
+from proxy.keys import FORWARDER, ROUTE
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def limited(flow: str, limit: int) -> Handler:
+    """The handler for ``POST /self-service/<flow>``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        request[ROUTE] = flow
+        guard = request.app[GUARD]
+        forwarder = request.app[FORWARDER]
+        ip = forwarder.identify(request)[0]
+        rate = guard.rate_window(flow, ip, limit)
+        as_json = answers_json(
+            request.headers.get("Content-Type"),
+            request.headers.get("Accept"),
+            "Cookie" in request.headers,
+        )
+        if rate is not None:
+            try:
+                verdict = await guard.hit(rate)
+            except DependencyUnavailable as exc:
+                return refuse(exc, json_mode=as_json)
+            if not verdict.allowed:
+                RATE_LIMITED.labels(flow).inc()
+                return await blocked(
+                    request,
+                    guard,
+                    kind=flow,
+                    flow_id=request.query.get("flow", ""),
+                    json_mode=as_json,
+                    retry_after=verdict.retry_after,
+                    rate=True,
+                )
+        return await forwarder.handle(request)
+
+    return handler

@@ -1,0 +1,157 @@
+"""The answers a blocked caller gets, in the form its Kratos UI already renders.
+
+Stock Kratos UIs and the Ory SDKs treat a 400 carrying the flow as "show the flow's
+messages" and anything else as a generic failure, so a blocked JSON caller gets its own flow
+back (fetched from Kratos with its cookies) with a lockout message added — exactly how a
+rejected password looks. A plain browser is sent back to the login UI; the flow it then
+fetches through the proxy carries the message (``handler.login_flow``). The wording and the
+timing do not depend on whether the account exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import logging
+import math
+from typing import Any
+
+import orjson
+from aiohttp import ClientError, ClientTimeout, web
+from yarl import URL
+
+from proxy.errors import KratosHooksError
+from proxy.guard.core import Guard
+from proxy.guard.policy import format_wait
+from proxy.headers import upstream_request_headers
+from proxy.keys import FORWARDER, KRATOS_PUBLIC, REQUEST_ID, SETTINGS
+
+log = logging.getLogger("kratos_hooks.guard")
+
+JSON_TYPE = "application/json; charset=utf-8"
+FLOW_FETCH_TIMEOUT = ClientTimeout(total=5)
+MAX_FLOW_BYTES = 1024 * 1024
+LOCKOUT_TEXT = "Too many failed sign-in attempts. Please wait {wait} before trying again."
+RATE_TEXT = "Too many requests from your network. Please wait {wait} before trying again."
+
+
+class LoginBackoff(KratosHooksError):
+    """Blocked, and the caller's flow could not be shown: Kratos' error shape, 429."""
+
+    status = 429
+    error_id = "login_backoff"
+    message = "too many attempts, please wait before trying again"
+
+
+def lockout_message(message_id: int, retry_after: int, *, rate: bool = False) -> dict[str, Any]:
+    text = (RATE_TEXT if rate else LOCKOUT_TEXT).format(wait=format_wait(retry_after))
+    return {
+        "id": message_id,
+        "text": text,
+        "type": "error",
+        "context": {"reason": "login_backoff", "retry_after_seconds": retry_after},
+    }
+
+
+def with_message(flow: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """The flow with ``message`` in ``ui.messages`` (replacing an earlier lockout)."""
+    out = copy.deepcopy(flow)
+    ui = out.setdefault("ui", {})
+    kept = [m for m in ui.get("messages") or [] if m.get("id") != message["id"]]
+    ui["messages"] = [*kept, message]
+    return out
+
+
+def seconds(retry_after: float) -> int:
+    return max(1, math.ceil(retry_after))
+
+
+def flow_url(request: web.Request, kind: str, flow_id: str) -> URL:
+    base = request.app[SETTINGS].kratos.public_url.rstrip("/")
+    return URL(f"{base}/self-service/{kind}/flows").with_query(id=flow_id)
+
+
+async def fetch_flow(request: web.Request, kind: str, flow_id: str) -> dict[str, Any] | None:
+    """The caller's flow as Kratos shows it to the caller (same cookies), or None."""
+    settings = request.app[SETTINGS]
+    ip, peer, trusted = request.app[FORWARDER].identify(request)
+    headers = upstream_request_headers(
+        request.headers,
+        client_ip=ip,
+        peer_ip=peer,
+        trusted_peer=trusted,
+        scheme=request.scheme,
+        request_id=request[REQUEST_ID],
+        upstream_host=None
+        if settings.proxy.preserve_host
+        else URL(settings.kratos.public_url).raw_authority,
+    )
+    for name in ("Content-Type", "Content-Length", "Content-Encoding", "Accept-Encoding"):
+        headers.popall(name, None)
+    headers["Accept"] = "application/json"
+    session = request.app[KRATOS_PUBLIC]
+    try:
+        async with session.get(
+            flow_url(request, kind, flow_id),
+            headers=headers,
+            allow_redirects=False,
+            timeout=FLOW_FETCH_TIMEOUT,
+        ) as response:
+            if response.status != 200:
+                return None
+            body = await response.content.read(MAX_FLOW_BYTES + 1)
+    except (ClientError, TimeoutError) as exc:
+        log.info("flow unavailable for a lockout answer", extra={"error": type(exc).__name__})
+        return None
+    if len(body) > MAX_FLOW_BYTES:
+        return None
+    try:
+        flow = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return flow if isinstance(flow, dict) and isinstance(flow.get("ui"), dict) else None
+
+
+def refuse(exc: KratosHooksError, *, json_mode: bool) -> web.Response:
+    """An error in the caller's format: Kratos' JSON for JSON callers, a page for browsers."""
+    if json_mode:
+        raise exc
+    page = (
+        "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{reason}</p>"
+    ).format(title=html.escape(exc.message), reason=html.escape(exc.reason))
+    response = web.Response(status=exc.status, text=page, content_type="text/html")
+    response.headers.update(exc.headers)
+    return response
+
+
+async def blocked(
+    request: web.Request,
+    guard: Guard,
+    *,
+    kind: str,
+    flow_id: str,
+    json_mode: bool,
+    retry_after: float,
+    rate: bool = False,
+) -> web.StreamResponse:
+    config = guard.config
+    wait = seconds(retry_after)
+    headers = {"Retry-After": str(wait)}
+    message = lockout_message(config.message_id, wait, rate=rate)
+    if kind == "login" and flow_id:
+        await guard.remember_flow(flow_id, guard.clock() + wait)
+    if json_mode:
+        flow = await fetch_flow(request, kind, flow_id) if flow_id else None
+        if flow is not None:
+            body = orjson.dumps(with_message(flow, message))
+            status = 429 if config.always_429 else 400
+            headers["Content-Type"] = JSON_TYPE
+            return web.Response(status=status, body=body, headers=headers)
+    elif kind == "login" and config.browser_mode == "legacy":
+        target = URL(config.legacy_redirect_url).update_query(lockout="true", retry_after=str(wait))
+        return web.Response(status=303, headers={**headers, "Location": str(target)})
+    elif kind == "login" and flow_id and (ui := guard.login_ui_url()):
+        target = URL(ui).update_query(flow=flow_id)
+        return web.Response(status=303, headers={**headers, "Location": str(target)})
+    error = LoginBackoff(message["text"], headers=headers, details={"retry_after_seconds": wait})
+    return refuse(error, json_mode=json_mode)
