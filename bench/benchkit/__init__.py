@@ -1,0 +1,1 @@
+"""Shared pieces of the ``make bench`` scripts: processes, nginx configs, load generators."""
