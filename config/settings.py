@@ -8,29 +8,15 @@ neither ``repr()`` nor ``kratos-hooks config check`` ever prints them. Parsing l
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from config.backoff import BackoffSettings
+from config.decisions import DecisionsSettings
+from config.fields import IPNetwork, ListenAddress, setting
+from config.hooks import HooksSettings
 
-
-def setting(default: Any, env: str, *, secret: bool = False, doc: str = "") -> Any:
-    """A dataclass field that knows its environment variable."""
-    return field(
-        default=default,
-        repr=not secret,
-        metadata={"env": env, "secret": secret, "doc": doc},
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+__all__ = ["IPNetwork", "ListenAddress", "Settings", "setting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +89,6 @@ class Settings:
     proxy: ProxySettings = field(default_factory=ProxySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    hooks: HooksSettings = field(default_factory=HooksSettings)
+    decisions: DecisionsSettings = field(default_factory=DecisionsSettings)
+    backoff: BackoffSettings = field(default_factory=BackoffSettings)

@@ -13,10 +13,15 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, 
 from yarl import URL
 
 from config.settings import Settings
+from handlers.decisions.install import install_decisions
 from handlers.health import Health, alive, ready
+from handlers.hooks.install import install as install_hooks
+from handlers.login_backoff import install_internal as install_login_backoff
 from handlers.metrics import metrics
 from proxy.forwarder import Forwarder
+from proxy.guard.install import install_public as install_login_guard
 from proxy.keys import FORWARDER, HEALTH, KRATOS_PUBLIC, LISTENER, SETTINGS
+from proxy.logout_watch import install_logout_watch
 from proxy.middleware import observe
 from proxy.redis_client import redis_context, redis_probe
 
@@ -64,7 +69,7 @@ def public_route(settings: Settings, path: str) -> str:
 # Features that intercept some public routes (login guard, logout purge …) install their
 # routes here; every other request falls through to the forwarder's catch-all.
 PublicFeature = Callable[[web.Application], None]
-PUBLIC_FEATURES: list[PublicFeature] = []
+PUBLIC_FEATURES: list[PublicFeature] = [install_logout_watch, install_login_guard]
 
 
 def create_public_app(settings: Settings) -> web.Application:
@@ -97,7 +102,11 @@ def _kratos_probe(app: web.Application) -> Callable[[], Any]:
 # Features of the sidecar (hooks, decisions …): each adds its routes, its cleanup_ctx and its
 # readiness probes to the internal app.
 InternalFeature = Callable[[web.Application, Health], None]
-INTERNAL_FEATURES: list[InternalFeature] = []
+INTERNAL_FEATURES: list[InternalFeature] = [
+    install_decisions,
+    install_hooks,
+    install_login_backoff,
+]
 
 
 def create_internal_app(settings: Settings, health: Health) -> web.Application:

@@ -8,7 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from config import ConfigError, Settings, describe, load_settings
+from handlers.decisions import cli as decisions_cli
+from handlers.hooks import cli as hooks_cli
 from proxy import logs, server
+from proxy.guard import cli as backoff_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("check", help="validate and print the effective settings")
+    hooks_cli.add_commands(commands)
+    decisions_cli.add_commands(commands)
+    backoff_cli.add_commands(commands)
     return parser
 
 
@@ -51,11 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kratos-hooks: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if decisions_cli.handles(args):
+        return decisions_cli.run(args, settings)
+    if hooks_cli.handles(args):
+        logs.configure(settings.log.level, settings.log.format)
+        return hooks_cli.run(args, settings)
+    if backoff_cli.handles(args):
+        return backoff_cli.run(args, settings)
     if args.command == "config":
         return _config_check(settings)
     logs.configure(settings.log.level, settings.log.format)
     server.announce_defaults(settings)
-    return server.run(settings)
+    try:
+        return server.run(settings)
+    except ConfigError as exc:  # found while starting, e.g. a broken access-rules file
+        print(f"kratos-hooks: invalid configuration: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

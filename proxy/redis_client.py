@@ -6,6 +6,7 @@ in-process fallback (said at start-up by ``server.announce_defaults``).
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
@@ -19,6 +20,20 @@ from proxy.keys import REDIS, SETTINGS
 SOCKET_TIMEOUT = 0.5
 
 
+def _driver_kwargs() -> dict[str, Any]:
+    # Read once at import: redis-py would otherwise stat site-packages (a blocking call) in
+    # the event loop for every new connection, to report its version to the server.
+    version = importlib.metadata.version("redis")
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py < 7.1
+        return {"lib_version": version}
+    return {"driver_info": DriverInfo(lib_version=version)}
+
+
+_DRIVER = _driver_kwargs()
+
+
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
     url = app[SETTINGS].store.redis_url
     app[REDIS] = (
@@ -27,6 +42,7 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
             health_check_interval=15,
+            **_DRIVER,
         )
         if url
         else None

@@ -228,6 +228,13 @@ async def test_upstream_down_is_502_in_kratos_error_shape(
     validate("errorGeneric", body)
     assert body["error"]["code"] == 502
     assert "127.0.0.1" not in orjson.dumps(body).decode()
+    async with http.get(svc.internal_url + "/metrics") as response:
+        assert 'kratos_hooks_upstream_errors_total{kind="connect"}' in await response.text()
+    async with http.get(svc.internal_url + "/health/ready") as response:
+        assert response.status == 200  # Kratos down is the same for every replica
+        ready = await response.json()
+    assert ready["status"] == "degraded"
+    assert ready["checks"]["kratos_public"]["status"] == "down"
 
 
 async def test_upstream_timeout_is_504(
