@@ -67,7 +67,11 @@ def _from_whoami(
     result: WhoamiResult, credential: Credential, name: str, roles_path: str
 ) -> AuthResult:
     if result.verdict == "valid" and result.session is not None:
-        subject = Subject(result.session, roles_path, result.memo)
+        # One Subject per cached answer (and roles path), not one per decision.
+        key = "subject:" + roles_path
+        subject = result.memo.get(key)
+        if subject is None:
+            subject = result.memo[key] = Subject(result.session, roles_path, result.memo)
         return AuthResult("subject", subject, credential, name)
     if result.verdict == "aal2_required":
         return AuthResult("step_up", None, credential, name)

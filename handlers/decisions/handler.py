@@ -16,7 +16,6 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from config.decisions import DecisionsSettings
-from config.settings import IPNetwork
 from handlers.decisions.authenticators import Authenticator, AuthResult, authenticate
 from handlers.decisions.authorizers import SIGN_IN, authorize
 from handlers.decisions.errors import Answer, Caller, Denial, deny, is_browser
@@ -26,7 +25,7 @@ from handlers.decisions.metrics import DECISIONS
 from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
 from handlers.decisions.remote import RemoteAuthorizer
-from handlers.decisions.request import OriginalRequest, read_original
+from handlers.decisions.request import OriginalRequest, ProxyTrust, read_original
 from handlers.decisions.rules import Rule
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
@@ -47,7 +46,7 @@ _OUTCOME_DENIALS: Mapping[str, Denial] = {
 @dataclass(slots=True)
 class Decider:
     settings: DecisionsSettings
-    trusted_proxies: tuple[IPNetwork, ...]
+    trust: ProxyTrust
     rules: RulesHolder
     authenticators: Mapping[str, Authenticator]
     cache: SessionCache
@@ -90,14 +89,15 @@ class Decider:
     async def decide(
         self, rule: Rule, original: OriginalRequest, request: web.Request
     ) -> tuple[Denial | None, Subject]:
-        denial = await self._limit(rule, "ip", original.client_ip)
-        if denial is not None:
-            return denial, Subject()
+        if rule.rate_limit is not None:
+            denial = await self._limit(rule, "ip", original.client_ip)
+            if denial is not None:
+                return denial, Subject()
         auth = await authenticate(rule.authenticators, self.authenticators, request.headers)
         if auth.outcome != "subject" or auth.subject is None:
             return _OUTCOME_DENIALS[auth.outcome], Subject()
         denial, subject = await self._authorize(rule, original, request, auth)
-        if denial is None and not subject.anonymous:
+        if denial is None and rule.rate_limit is not None and not subject.anonymous:
             denial = await self._limit(rule, "subject", subject.id)
         return denial, subject
 
@@ -138,8 +138,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         scheme=request.scheme,
         peer=request.remote or "",
         tail=_tail(raw_path) if len(raw_path) > len(ENDPOINT) else None,
-        query=request.rel_url.raw_query_string,
-        trusted_proxies=decider.trusted_proxies,
+        query=raw_path.partition("?")[2],
+        trust=decider.trust,
     )
     rule = decider.rules.current.first_match(original)
     if rule is None:

@@ -24,6 +24,7 @@ from handlers.decisions.purge import listen_purges
 from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
 from handlers.decisions.remote import RemoteAuthorizer
+from handlers.decisions.request import ProxyTrust
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.whoami import WhoamiClient
 from handlers.health import Health
@@ -103,7 +104,7 @@ async def _decider(app: web.Application) -> AsyncIterator[None]:
     }
     app[DECIDER] = Decider(
         settings=config,
-        trusted_proxies=settings.server.trusted_proxies,
+        trust=ProxyTrust(settings.server.trusted_proxies),
         rules=app[RULES],
         authenticators=authenticators,
         cache=cache,

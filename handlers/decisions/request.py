@@ -9,7 +9,6 @@ to be asking about a public path while presenting a cookie for a protected one.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,19 +120,39 @@ def _uri(value: str) -> str:
     return value if value.startswith("/") else "/" + value
 
 
-# Every decision asks both questions about the same few proxies and clients: parsing
-# addresses dominated the cost of reading a request before these were remembered.
-@functools.lru_cache(maxsize=4096)
-def _trusted_peer(peer: str, trusted_proxies: tuple[IPNetwork, ...]) -> bool:
-    peer_ip = parse_ip(peer)
-    return peer_ip is not None and is_trusted(peer_ip, trusted_proxies)
+class ProxyTrust:
+    """Which peers may describe the original request, with each answer remembered.
 
+    Every decision asks both questions about the same few proxies and clients; parsing the
+    addresses (and hashing the networks, as a cache keyed on them would) dominated the cost
+    of reading a request. The memo is bounded: it is emptied when it grows past ``limit``.
+    """
 
-@functools.lru_cache(maxsize=4096)
-def _client_ip(
-    peer: str, forwarded_for: tuple[str, ...], trusted_proxies: tuple[IPNetwork, ...]
-) -> str:
-    return client_ip(peer, forwarded_for, None, trusted_proxies)
+    def __init__(self, networks: Sequence[IPNetwork], limit: int = 4096) -> None:
+        self.networks = tuple(networks)
+        self._limit = limit
+        self._peers: dict[str, bool] = {}
+        self._clients: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def trusts(self, peer: str) -> bool:
+        known = self._peers.get(peer)
+        if known is None:
+            peer_ip = parse_ip(peer)
+            known = peer_ip is not None and is_trusted(peer_ip, self.networks)
+            if len(self._peers) >= self._limit:
+                self._peers.clear()
+            self._peers[peer] = known
+        return known
+
+    def client_ip(self, peer: str, forwarded_for: tuple[str, ...]) -> str:
+        key = (peer, forwarded_for)
+        known = self._clients.get(key)
+        if known is None:
+            known = client_ip(peer, forwarded_for, None, self.networks)
+            if len(self._clients) >= self._limit:
+                self._clients.clear()
+            self._clients[key] = known
+        return known
 
 
 def read_original(
@@ -144,15 +163,14 @@ def read_original(
     peer: str,
     tail: str | None,
     query: str,
-    trusted_proxies: Sequence[IPNetwork],
+    trust: ProxyTrust,
 ) -> OriginalRequest:
     """The original request from the auth call.
 
     ``tail`` is the raw (still percent-encoded) path after ``/decisions`` — None for
     ``/decisions`` itself — and ``query`` the auth call's own raw query string.
     """
-    networks = tuple(trusted_proxies)
-    trusted = _trusted_peer(peer, networks)
+    trusted = trust.trusts(peer)
     forwarded_uri = _first(headers, "X-Forwarded-Uri", "X-Original-URI") if trusted else None
     if forwarded_uri is not None:
         uri = _uri(forwarded_uri)
@@ -176,7 +194,7 @@ def read_original(
         scheme=_scheme(proto, scheme),
         host=_HOST_UNSAFE.sub("", forwarded_host or headers.get("Host") or "") or "localhost",
         uri=uri,
-        client_ip=_client_ip(peer, tuple(headers.getall("X-Forwarded-For", ())), networks),
+        client_ip=trust.client_ip(peer, tuple(headers.getall("X-Forwarded-For", ()))),
         trusted=trusted,
         registry=registry,
     )

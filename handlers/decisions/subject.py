@@ -48,7 +48,8 @@ class Subject:
 
     @property
     def id(self) -> str:
-        value = dig(self.session, "identity.id")
+        identity = self.session.get("identity")
+        value = identity.get("id") if isinstance(identity, Mapping) else None
         return value if isinstance(value, str) else ""
 
     @property

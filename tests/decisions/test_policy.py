@@ -15,7 +15,7 @@ from handlers.decisions.authorizers import authorize
 from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_redirect
 from handlers.decisions.headers import allow_headers, identity_headers, render, sanitize
 from handlers.decisions.ratelimit import window_of
-from handlers.decisions.request import OriginalRequest, read_original
+from handlers.decisions.request import OriginalRequest, ProxyTrust, read_original
 from handlers.decisions.rules import Authorizer
 from handlers.decisions.rules_loader import RulesError, parse_rules
 from handlers.decisions.session_cache import entry_ttl
@@ -186,7 +186,7 @@ def test_forwarded_headers_from_a_trusted_proxy() -> None:
         peer="127.0.0.1",
         tail=None,
         query="q=1",
-        trusted_proxies=LOOPBACK,
+        trust=ProxyTrust(LOOPBACK),
     )
     assert (seen.method, seen.url, seen.path) == (
         "POST",
@@ -206,7 +206,7 @@ def test_forwarded_headers_from_anyone_else_are_ignored() -> None:
         peer="192.0.2.1",
         tail=None,
         query="",
-        trusted_proxies=LOOPBACK,
+        trust=ProxyTrust(LOOPBACK),
     )
     assert (seen.path, seen.host, seen.client_ip, seen.trusted) == (
         "/",
@@ -220,7 +220,7 @@ def test_a_host_cannot_smuggle_another_authority_into_redirects() -> None:
     incoming = headers(X_Forwarded_Host="evil.example/x?@app", X_Forwarded_Uri="/app")
     seen = read_original(
         incoming, method="GET", scheme="http", peer="127.0.0.1", tail=None, query="",
-        trusted_proxies=LOOPBACK,
+        trust=ProxyTrust(LOOPBACK),
     )  # fmt: skip
     assert seen.url == "http://evil.examplexapp/app"
 
@@ -234,7 +234,7 @@ def test_nginx_original_uri_and_path_style() -> None:
         peer="127.0.0.1",
         tail=None,
         query="",
-        trusted_proxies=LOOPBACK,
+        trust=ProxyTrust(LOOPBACK),
     )
     assert (seen.method, seen.uri) == ("PUT", "/app/a%20b?x=1")
     oathkeeper = read_original(
@@ -244,7 +244,7 @@ def test_nginx_original_uri_and_path_style() -> None:
         peer="192.0.2.1",
         tail="/app/items/1",
         query="force=1",
-        trusted_proxies=LOOPBACK,
+        trust=ProxyTrust(LOOPBACK),
     )
     assert (oathkeeper.method, oathkeeper.url) == (
         "DELETE",
