@@ -2,6 +2,11 @@
 
 They build the same resources the service uses (outbox, resolvers, Kratos admin client,
 publisher) from the same settings, so what they do is what the service would do.
+
+The outbox commands see every store: the database (``DATABASE_URL``) and every spool file
+in ``SPOOL_DIR`` — one per worker with ``WORKERS > 1``. ``list`` only reads, so it is safe
+beside the running service; ``replay`` and ``purge`` rewrite a spool file, so they take it
+only when no live process owns it (``spool.py``'s lock) and name the files they left alone.
 """
 
 from __future__ import annotations
@@ -11,14 +16,21 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 
 from config.settings import Settings
-from handlers.hooks.install import make_outbox, make_resolvers, make_session, make_sync
+from handlers.hooks.install import (
+    make_database_outbox,
+    make_resolvers,
+    make_session,
+    make_sync,
+)
 from handlers.hooks.outbox import Entry, Outbox, OutboxUnavailable
 from handlers.hooks.publisher import Publisher
 from handlers.hooks.reconcile import default_progress, reconcile
-from handlers.hooks.relay import Relay
+from handlers.hooks.relay import PassResult, Relay
+from handlers.hooks.spool import SpoolBusy, SpoolOutbox, purgeable, read_spool, spool_files
 from handlers.hooks.sync import IdentitySync
 from proxy.logs import fingerprint
 
@@ -37,7 +49,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     outbox = commands.add_parser("outbox", help="inspect and drive the hooks' outbox")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
-    listing = outbox_commands.add_parser("list", help="pending entries (oldest first)")
+    listing = outbox_commands.add_parser(
+        "list", help="pending entries of every store and spool file (oldest first)"
+    )
     listing.add_argument("--all", action="store_true", help="include delivered entries")
     listing.add_argument("--limit", type=int, default=100)
     replay = outbox_commands.add_parser("replay", help="deliver pending entries now")
@@ -113,46 +127,141 @@ def _shown_key(key: str) -> str:
     return f"{head}:{fingerprint(identity_id)}" if head else fingerprint(key)
 
 
-def _row(entry: Entry, now: float) -> str:
+def _row(entry: Entry, now: float, where: str) -> str:
     state = "delivered" if entry.delivered_at is not None else "pending"
     due = max(0.0, entry.next_attempt_at - now)
     return (
         f"{_shown_key(entry.key):<48} {entry.kind:<8} {state:<9} attempts={entry.attempts:<3}"
-        f" age={now - entry.created_at:7.0f}s due_in={due:5.0f}s {entry.last_error}"
+        f" age={now - entry.created_at:7.0f}s due_in={due:5.0f}s in={where} {entry.last_error}"
     )
 
 
-async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
-    outbox = make_outbox(settings)
-    await outbox.start()
-    try:
-        if args.outbox_command == "list":
-            entries = await outbox.entries(include_delivered=args.all, limit=args.limit)
-            now = time.time()
-            for entry in entries:
-                print(_row(entry, now))
-            stats = await outbox.stats()
-            print(f"{stats.total} pending ({outbox.backend})", file=sys.stderr)
-            return 0
-        if args.outbox_command == "purge":
-            days = args.delivered_older_than
-            retention = settings.hooks.once_retention if days is None else days * 86400
-            count = await outbox.purge(
-                delivered_before=time.time() - retention, pending=args.pending
+DATABASE = "database"
+
+
+@dataclass(slots=True)
+class Stores:
+    """The stores an operator command may change, and what it had to leave alone."""
+
+    opened: list[tuple[str, Outbox]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # one message per file left alone
+    busy_pending: int = 0  # pending entries in the files left alone
+
+    async def pending(self) -> int:
+        return self.busy_pending + sum([(await o.stats()).total for _, o in self.opened])
+
+
+@contextlib.asynccontextmanager
+async def _stores(
+    settings: Settings, touches: Callable[[Entry], bool], refusal: str
+) -> AsyncIterator[Stores]:
+    """Every store, each spool file owned exclusively; a file a live process owns is only
+    read, and named (``refusal``) when it holds entries the command would have changed."""
+    directory = settings.store.spool_dir
+    stores = Stores()
+    async with contextlib.AsyncExitStack() as stack:
+        for name in await asyncio.to_thread(spool_files, directory):
+            spool = SpoolOutbox(
+                directory, retention=settings.hooks.once_retention, filename=name, exclusive=True
             )
-            print(f"purged {count} entries")
-            return 0
-        return await _replay(args, settings, outbox)
-    finally:
-        await outbox.close()
+            try:
+                await spool.open()
+            except SpoolBusy:
+                entries = await asyncio.to_thread(read_spool, directory, name)
+                stores.busy_pending += sum(e.delivered_at is None for e in entries)
+                if left := sum(touches(e) for e in entries):
+                    stores.refused.append(f"{name}: {left} {refusal}")
+                continue
+            stack.push_async_callback(spool.close)
+            stores.opened.append((name, spool))
+        database = make_database_outbox(settings)
+        if database is not None:
+            await database.start()
+            stack.push_async_callback(database.close)
+            stores.opened.append((DATABASE, database))
+        yield stores
 
 
-async def _replay(args: argparse.Namespace, settings: Settings, outbox: Outbox) -> int:
+def _report_refusals(stores: Stores) -> None:
+    for message in stores.refused:
+        print(f"kratos-hooks: {message}", file=sys.stderr)
+
+
+async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    if args.outbox_command == "list":
+        return await _list(args, settings)
+    if args.outbox_command == "purge":
+        return await _purge(args, settings)
     keys = None
     if args.identity:
         pattern = settings.hooks.welcome_pattern
         keys = [k for i in args.identity for k in (f"event:{pattern}:{i}", f"identity:{i}")]
-    marked = await outbox.replay(keys)
+    wanted = None if keys is None else set(keys)
+
+    def touches(entry: Entry) -> bool:
+        return entry.delivered_at is None and (wanted is None or entry.key in wanted)
+
+    refusal = (
+        "pending entries not replayed: a running kratos-hooks process owns this spool file "
+        "(its relay delivers them); stop it to replay them from here"
+    )
+    async with _stores(settings, touches, refusal) as stores:
+        return await _replay(settings, stores, keys)
+
+
+async def _list(args: argparse.Namespace, settings: Settings) -> int:
+    # Read-only: spool files are read without their lock, so this is safe beside the service.
+    directory = settings.store.spool_dir
+    rows: list[tuple[Entry, str]] = []
+    pending = 0
+    for name in await asyncio.to_thread(spool_files, directory):
+        entries = await asyncio.to_thread(read_spool, directory, name)
+        pending += sum(e.delivered_at is None for e in entries)
+        rows += [(e, name) for e in entries if args.all or e.delivered_at is None]
+    backend = "spool"
+    database = make_database_outbox(settings)
+    if database is not None:
+        backend = "postgres"
+        await database.start()
+        try:
+            shown = await database.entries(include_delivered=args.all, limit=args.limit)
+            rows += [(e, DATABASE) for e in shown]
+            pending += (await database.stats()).total
+        finally:
+            await database.close()
+    rows.sort(key=lambda row: row[0].created_at)
+    now = time.time()
+    for entry, where in rows[: args.limit]:
+        print(_row(entry, now, where))
+    print(f"{pending} pending ({backend})", file=sys.stderr)
+    return 0
+
+
+async def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    days = args.delivered_older_than
+    retention = settings.hooks.once_retention if days is None else days * 86400
+    before = time.time() - retention
+
+    def touches(entry: Entry) -> bool:
+        return purgeable(entry, delivered_before=before, pending=args.pending)
+
+    refusal = (
+        "entries not purged: a running kratos-hooks process owns this spool file; "
+        "stop it to purge them"
+    )
+    async with _stores(settings, touches, refusal) as stores:
+        count = 0
+        for _, outbox in stores.opened:
+            count += await outbox.purge(delivered_before=before, pending=args.pending)
+    print(f"purged {count} entries")
+    _report_refusals(stores)
+    return 1 if stores.refused else 0
+
+
+async def _replay(settings: Settings, stores: Stores, keys: Sequence[str] | None) -> int:
+    marked = 0
+    for _, outbox in stores.opened:
+        marked += await outbox.replay(keys)
     publisher = None
     if settings.store.rabbitmq_url:
         publisher = Publisher(
@@ -163,32 +272,38 @@ async def _replay(args: argparse.Namespace, settings: Settings, outbox: Outbox) 
         await publisher.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(publisher.reconnected.wait(), CONNECT_WAIT)
+    delivered, blocked = 0, ""
     try:
         async with _sync(settings) as sync:
-            relay = Relay(
-                outbox,
-                publisher,
-                sync,
-                interval=0,
-                max_backoff=settings.hooks.relay_max_backoff,
-                publish_timeout=max(settings.hooks.publish_timeout, 5.0),
-                retention=settings.hooks.once_retention,
-            )
-            try:
-                if keys is None:
-                    result = await relay.drain()
-                else:
-                    everything = await outbox.entries(include_delivered=False, limit=1_000_000)
-                    result = await relay.deliver([e for e in everything if e.key in keys])
-                blocked = ""
-            except Exception as exc:  # Blocked, or anything the relay could not handle
-                result, blocked = None, str(exc)
+            for _, outbox in stores.opened:
+                relay = Relay(
+                    outbox,
+                    publisher,
+                    sync,
+                    interval=0,
+                    max_backoff=settings.hooks.relay_max_backoff,
+                    publish_timeout=max(settings.hooks.publish_timeout, 5.0),
+                    retention=settings.hooks.once_retention,
+                )
+                try:
+                    result = await _replay_one(relay, outbox, keys)
+                except Exception as exc:  # Blocked, or anything the relay could not handle
+                    blocked = str(exc)
+                    break
+                delivered += result.delivered
     finally:
         if publisher is not None:
             await publisher.close()
-    stats = await outbox.stats()
-    delivered = result.delivered if result else 0
-    print(f"replayed {marked}: delivered {delivered}, still pending {stats.total}")
+    pending = await stores.pending()
+    print(f"replayed {marked}: delivered {delivered}, still pending {pending}")
     if blocked:
         print(f"kratos-hooks: stopped: {blocked}", file=sys.stderr)
-    return 0 if stats.total == 0 else 1
+    _report_refusals(stores)
+    return 0 if pending == 0 else 1
+
+
+async def _replay_one(relay: Relay, outbox: Outbox, keys: Sequence[str] | None) -> PassResult:
+    if keys is None:
+        return await relay.drain()
+    everything = await outbox.entries(include_delivered=False, limit=1_000_000)
+    return await relay.deliver([e for e in everything if e.key in keys])

@@ -49,19 +49,23 @@ from proxy.keys import REDIS, SETTINGS
 log = logging.getLogger("kratos_hooks.hooks")
 
 
-def make_outbox(settings: Settings) -> Outbox:
-    spool = SpoolOutbox(
-        settings.store.spool_dir, retention=settings.hooks.once_retention, filename=spool_filename()
-    )
+def make_database_outbox(settings: Settings) -> PostgresOutbox | None:
     if not settings.store.database_url:
-        return spool
+        return None
     # Half the budget: a hung database must still leave the hook time to answer.
-    database = PostgresOutbox(
+    return PostgresOutbox(
         settings.store.database_url,
         settings.hooks.outbox_table,
         timeout=max(0.2, settings.hooks.budget / 2),
     )
-    return FallbackOutbox(database, spool)
+
+
+def make_outbox(settings: Settings) -> Outbox:
+    spool = SpoolOutbox(
+        settings.store.spool_dir, retention=settings.hooks.once_retention, filename=spool_filename()
+    )
+    database = make_database_outbox(settings)
+    return spool if database is None else FallbackOutbox(database, spool)
 
 
 def make_session(settings: Settings, pool_size: int = 16) -> ClientSession:

@@ -6,14 +6,22 @@ Each line is the full new state of one entry (``{"op":"set","entry":…}``) or i
 when it has grown well past the live entries (temp file, fsync, atomic rename, fsync of the
 directory). Every file operation runs in the default executor: the event loop never blocks
 on the disk. One process owns the file (use ``DATABASE_URL`` for several replicas).
+
+Ownership is an ``flock`` on a sidecar ``<file>.lock`` (the spool file itself is replaced by
+each compaction, so it cannot carry the lock): the service holds it shared for its lifetime,
+an operator command (``outbox replay|purge``) takes it exclusive and refuses a file a live
+process holds; the kernel drops the lock when its holder dies, even by ``kill -9``. Reading a
+file without the lock is safe: appends are whole lines and a compaction is an atomic rename.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +34,12 @@ from handlers.hooks.outbox import Entry, Kind, OutboxUnavailable, Stats
 T = TypeVar("T")
 log = logging.getLogger("kratos_hooks.hooks.spool")
 FILENAME = "outbox.jsonl"
+SPOOL_NAME = re.compile(r"outbox(-worker-[\w.-]+)?\.jsonl")
+LOCK_POLL = 0.2
+
+
+class SpoolBusy(OutboxUnavailable):
+    """A running process owns the spool file: it must not be rewritten under its feet."""
 
 
 def spool_filename() -> str:
@@ -33,6 +47,32 @@ def spool_filename() -> str:
     (the same one again after a restart, as worker names are stable)."""
     name = multiprocessing.current_process().name
     return f"outbox-{name}.jsonl" if name.startswith("worker-") else FILENAME
+
+
+def spool_files(directory: str) -> list[str]:
+    """Names of every spool file in ``directory`` — the single process' one and each
+    worker's — sorted (blocking: call it from an executor)."""
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if SPOOL_NAME.fullmatch(p.name) and p.is_file())
+
+
+def read_spool(directory: str, filename: str) -> list[Entry]:
+    """The entries of a spool file, read without owning it (blocking: from an executor)."""
+    path = Path(directory) / filename
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return sorted(replay_lines(data.splitlines()).values(), key=lambda e: e.created_at)
+
+
+def purgeable(entry: Entry, *, delivered_before: float | None, pending: bool) -> bool:
+    """Whether ``purge`` deletes ``entry`` (pure)."""
+    if entry.delivered_at is None:
+        return pending
+    return delivered_before is not None and entry.delivered_at < delivered_before
 
 
 def replay_lines(lines: Sequence[bytes]) -> dict[str, Entry]:
@@ -54,9 +94,21 @@ def replay_lines(lines: Sequence[bytes]) -> dict[str, Entry]:
 class SpoolOutbox:
     backend = "spool"
 
-    def __init__(self, directory: str, *, retention: float, filename: str = FILENAME) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        retention: float,
+        filename: str = FILENAME,
+        exclusive: bool = False,
+    ) -> None:
         self.path = Path(directory) / filename
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.retention = retention
+        # Shared for the service (several processes wrongly sharing a file keep working as
+        # before), exclusive for an operator command that rewrites the file.
+        self.exclusive = exclusive
+        self._owner: int | None = None
         self.entries_by_key: dict[str, Entry] = {}
         self._file: IO[bytes] | None = None
         self._lock = asyncio.Lock()
@@ -70,6 +122,22 @@ class SpoolOutbox:
             raise OutboxUnavailable(f"spool {exc.strerror or type(exc).__name__}") from exc
 
     # --- blocking helpers (executor only) -------------------------------------------------
+    def _take_ownership(self) -> bool:
+        if self._owner is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError:
+            os.close(fd)
+            raise
+        self._owner = fd
+        return True
+
     def _load(self) -> dict[str, Entry]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
@@ -103,13 +171,40 @@ class SpoolOutbox:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._owner is not None:
+            os.close(self._owner)  # releases the lock
+            self._owner = None
 
     # --- lifecycle ------------------------------------------------------------------------
+    async def _own(self, *, wait: bool) -> None:
+        warned = False
+        while not await self._io(self._take_ownership):
+            if not wait:
+                raise SpoolBusy(f"{self.path.name} is in use by a running kratos-hooks process")
+            if not warned:
+                # Only an operator command takes the lock exclusively, and only briefly.
+                log.warning(
+                    "spool file locked by an operator command: waiting for it",
+                    extra={"path": str(self.path)},
+                )
+                warned = True
+            await asyncio.sleep(LOCK_POLL)
+        self.entries_by_key = await self._io(self._load)
+        await self._compact()
+
+    async def open(self) -> None:
+        """An operator command's way in: own the file now or raise ``SpoolBusy``."""
+        async with self._lock:
+            try:
+                await self._own(wait=False)
+            except OutboxUnavailable:
+                await self._io(self._close_file)
+                raise
+
     async def start(self) -> None:
         async with self._lock:
             try:
-                self.entries_by_key = await self._io(self._load)
-                await self._compact()
+                await self._own(wait=True)
             except OutboxUnavailable as exc:
                 # The service still starts; every write then fails loudly (503 to Kratos).
                 log.error(
@@ -249,12 +344,7 @@ class SpoolOutbox:
             doomed = [
                 key
                 for key, e in self.entries_by_key.items()
-                if (e.delivered_at is None and pending)
-                or (
-                    e.delivered_at is not None
-                    and delivered_before is not None
-                    and e.delivered_at < delivered_before
-                )
+                if purgeable(e, delivered_before=delivered_before, pending=pending)
             ]
             for key in doomed:
                 del self.entries_by_key[key]

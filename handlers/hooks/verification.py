@@ -26,6 +26,7 @@ from proxy.keys import SETTINGS
 from proxy.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.verification")
+RECORD_RESERVE = 0.25  # seconds of the budget kept back from the publish
 
 
 def _skip(reason: str) -> Answer:
@@ -71,7 +72,9 @@ async def verification(request: web.Request, call: Call) -> Answer:
     try:
         if publisher is None:
             raise BrokerUnavailable("RABBITMQ_URL is not set")
-        timeout = min(settings.publish_timeout, call.remaining(floor=0.1))
+        # Part of the budget stays for noting the failure in the outbox and answering.
+        left = call.remaining(floor=0.0) - min(RECORD_RESERVE, settings.budget / 4)
+        timeout = min(settings.publish_timeout, max(0.05, left))
         await publisher.publish(orjson.dumps(document), msg_id, timeout=timeout)
     except BrokerUnavailable as exc:
         try:

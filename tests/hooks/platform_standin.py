@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import orjson
@@ -18,6 +19,7 @@ class PlatformState:
     fail_status: int = 503
     fail_next: int = 0
     calls: int = 0
+    delay: float = 0.0  # seconds each answer takes
 
 
 STATE = web.AppKey("platform_state", PlatformState)
@@ -26,6 +28,8 @@ STATE = web.AppKey("platform_state", PlatformState)
 async def resolve(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.calls += 1
+    if state.delay:
+        await asyncio.sleep(state.delay)
     if state.fail_next > 0:
         state.fail_next -= 1
         return web.json_response({"message": "unavailable"}, status=state.fail_status)

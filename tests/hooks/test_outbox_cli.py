@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from handlers.hooks.outbox import Entry
+from handlers.hooks.spool import SpoolBusy, SpoolOutbox
 from tests.hooks.cli_helpers import run_cli
-from tests.hooks.conftest import HEADER, Consumer, HooksFactory
+from tests.hooks.conftest import API_KEY, HEADER, Consumer, HooksFactory
 from tests.hooks.test_verification import expected_envelope, jsonnet_payload
+from tests.support.process import ServiceProcess
 from tests.support.relay import FaultyRelay
 
 
@@ -74,3 +78,100 @@ async def test_list_replay_purge(
     assert (code, out.strip()) == (0, "purged 2 entries")
     code, out, _ = await run_cli(["outbox", "list", "--all"], **env)
     assert out == ""
+
+
+async def test_every_worker_spool_file_is_listed_and_left_alone_while_its_worker_runs(
+    consumer: Consumer, relay_to: Any, amqp_url: str, tmp_path: Path
+) -> None:
+    """WORKERS=2 without a database: one spool file per worker, all seen by the commands."""
+    broker: FaultyRelay = await relay_to("127.0.0.1", 5672)
+    broker.cut()
+    spool = tmp_path / "spool"
+    env = {"SPOOL_DIR": str(spool), "HOOKS_QUEUE": consumer.queue}
+    service = ServiceProcess(
+        {
+            **env,
+            "HOOKS_API_KEYS": API_KEY,
+            "HOOKS_PLATFORM_URL": "https://alkem.io",
+            "HOOKS_RELAY_INTERVAL": "0.2",
+            "HOOKS_RELAY_MAX_BACKOFF": "0.5",
+            "HOOKS_AMQP_RECONNECT_INTERVAL": "0.3",
+            "RABBITMQ_URL": broker.url("amqp", "/", "guest:guest"),
+        },
+        args=("--workers", "2"),
+    )
+    await service.start()
+    files = [spool / f"outbox-worker-{n}.jsonl" for n in (0, 1)]
+    ids: list[str] = []
+    try:
+        # A new connection per call: SO_REUSEPORT spreads them over both workers.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            while len(ids) < 4 or not all(f.exists() and f.stat().st_size for f in files):
+                assert len(ids) < 64, "every call went to the same worker"
+                ids.append(str(uuid.uuid4()))
+                async with http.post(
+                    service.internal_url + "/hooks/kratos/verification",
+                    json=jsonnet_payload(ids[-1]),
+                    headers=HEADER,
+                ) as response:
+                    assert (await response.json()) == {"status": "queued"}
+
+        code, out, err = await run_cli(["outbox", "list", "--limit", "1000"], **env)
+        assert code == 0
+        lines = out.strip().splitlines()
+        assert len(lines) == len(ids)
+        assert all("pending" in line for line in lines)
+        for file in files:
+            assert any(f"in={file.name}" in line for line in lines)
+        assert f"{len(ids)} pending (spool)" in err
+
+        # The workers own their files: nothing is rewritten under their feet.
+        before = [f.read_bytes() for f in files]
+        code, out, err = await run_cli(["outbox", "replay"], RABBITMQ_URL=amqp_url, **env)
+        assert code == 1
+        assert f"replayed 0: delivered 0, still pending {len(ids)}" in out
+        for file in files:
+            assert f"{file.name}: " in err
+        assert "running kratos-hooks process" in err
+        code, out, err = await run_cli(["outbox", "purge", "--pending", "--yes"], **env)
+        assert (code, out.strip()) == (1, "purged 0 entries")
+        assert all(f"{file.name}: " in err for file in files)
+        assert [f.read_bytes() for f in files] == before
+        assert await consumer.drain(want=0, timeout=0.3, settle=0.3) == []
+    finally:
+        await service.stop()
+
+    code, out, err = await run_cli(["outbox", "replay"], RABBITMQ_URL=amqp_url, **env)
+    assert code == 0, err
+    assert f"replayed {len(ids)}: delivered {len(ids)}, still pending 0" in out
+    bodies = await consumer.drain(want=len(ids), settle=0.5)
+    assert sorted(b["data"]["user"]["id"] for b in bodies) == sorted(ids)
+    assert all(b == expected_envelope(b["data"]["user"]["id"]) for b in bodies)
+
+    code, out, _ = await run_cli(["outbox", "list", "--all", "--limit", "1000"], **env)
+    assert out.count("delivered") == len(ids)
+    code, out, _ = await run_cli(["outbox", "purge", "--delivered-older-than", "0"], **env)
+    assert (code, out.strip()) == (0, f"purged {len(ids)} entries")
+    code, out, err = await run_cli(["outbox", "list", "--all"], **env)
+    assert (out, err.strip()) == ("", "0 pending (spool)")
+
+
+async def test_a_worker_starting_during_an_operator_command_waits_for_it(tmp_path: Path) -> None:
+    name = "outbox-worker-0.jsonl"
+    command = SpoolOutbox(str(tmp_path), retention=3600, filename=name, exclusive=True)
+    await command.open()
+    await command.put(Entry("event:X:1", "event", {"n": 1}), reserve=True)
+    worker = SpoolOutbox(str(tmp_path), retention=3600, filename=name)
+    starting = asyncio.create_task(worker.start())
+    await asyncio.sleep(0.5)
+    assert not starting.done()  # no second writer while the command owns the file
+    await command.close()
+    await asyncio.wait_for(starting, 5)
+    assert list(worker.entries_by_key) == ["event:X:1"]
+    again = SpoolOutbox(str(tmp_path), retention=3600, filename=name, exclusive=True)
+    with pytest.raises(SpoolBusy):
+        await again.open()
+    await worker.close()
+    await again.open()  # the worker is gone: the file is free again
+    assert list(again.entries_by_key) == ["event:X:1"]
+    await again.close()

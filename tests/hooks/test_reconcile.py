@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pty
+import re
+import sys
 import uuid
 
 from tests.conftest import Kratos
 from tests.hooks.cli_helpers import run_cli
 from tests.hooks.conftest import Platform
+from tests.support.process import ROOT
 
 TOTAL = 1050
 
@@ -86,3 +92,66 @@ async def test_reconcile_reports_failures_and_exits_1(kratos: Kratos, platform: 
     assert code == 1
     assert out.strip().endswith("failed 5")
     assert not any(r.method == "PATCH" for r in kratos.state.requests)
+
+
+def _read_terminal(master: int) -> bytes:
+    """Everything written to the pty until its last writer is gone."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_reconcile_draws_a_progress_bar_on_a_terminal(
+    kratos: Kratos, platform: Platform
+) -> None:
+    for n in range(40):
+        identity = kratos.state.add_identity(f"t{n}@example.org", "pw")
+        if n % 4:  # every fourth one is unknown to the platform
+            platform.state.users[identity["id"]] = (f"user-{n}", f"agent-{n}")
+    platform.state.delay = 0.02  # long enough for the bar to be redrawn along the way
+    env = {
+        **os.environ,
+        "KRATOS_ADMIN_URL": kratos.admin_url,
+        "HOOKS_PLATFORM_API_URL": platform.url,
+        "HOOKS_RESOLVERS": "api",
+        "LOG_LEVEL": "WARNING",
+    }
+    master, terminal = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "proxy",
+            "reconcile",
+            "identities",
+            "--concurrency",
+            "1",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+            env=env,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(terminal)
+    try:
+        screen = (await asyncio.to_thread(_read_terminal, master)).decode()
+    finally:
+        os.close(master)
+    assert await asyncio.wait_for(proc.wait(), 30) == 0, screen
+
+    summary = "seen 40, already correct 0, repaired 30, not found 10, failed 0"
+    # Redrawn in place: carriage return, bar, counts, rate, erase to the end of the line.
+    frames = re.findall(r"\r\[([#.]{20})\] (seen [^\r\n\x1b]*) \(\d+/s\)\x1b\[K", screen)
+    assert len(frames) >= 2, screen
+    assert frames[-1] == ("#" * 15 + "." * 5, summary)  # 30 of 40 resolved
+    assert "/s)\r\n" not in screen  # no plain progress lines on a terminal
+    # The bar's line is ended, then the summary is printed on a line of its own.
+    assert screen.endswith(f"\x1b[K\r\n{summary}\r\n"), screen

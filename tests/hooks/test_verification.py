@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from config.hooks import HooksSettings
 from tests.conftest import Kratos
 from tests.hooks.conftest import HEADER, Consumer, HooksFactory, wait_until
 from tests.support.relay import FaultyRelay
@@ -250,6 +251,58 @@ async def test_broker_outage_goes_to_outbox_and_is_delivered_once_when_back(
         "status": "duplicate"
     }
     assert await consumer.drain(want=1, settle=0.8) == [expected_envelope(identity_id)]
+
+
+DEFAULTS = HooksSettings()
+
+
+@pytest.mark.parametrize(
+    ("fault", "publish_timeout"),
+    [
+        ("stall", DEFAULTS.publish_timeout),  # the open connection goes silent
+        ("hang", DEFAULTS.publish_timeout),  # dropped, and every reconnect goes silent
+        ("stall", 10.0),  # a confirm wait longer than the budget: the budget wins
+    ],
+)
+async def test_broker_that_accepts_but_never_answers_still_gets_a_quick_200(
+    hooks_service: HooksFactory,
+    consumer: Consumer,
+    http: aiohttp.ClientSession,
+    relay_to: Any,
+    fault: str,
+    publish_timeout: float,
+) -> None:
+    broker: FaultyRelay = await relay_to("127.0.0.1", 5672)
+    svc = await hooks_service(
+        RABBITMQ_URL=broker.url("amqp", "/", "guest:guest"),
+        HOOKS_BUDGET=str(DEFAULTS.budget),
+        HOOKS_PUBLISH_TIMEOUT=str(publish_timeout),
+    )
+    broker.stall() if fault == "stall" else broker.hang()
+    identity_id = str(uuid.uuid4())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = await post(http, svc.internal_url, jsonnet_payload(identity_id))
+    elapsed = loop.time() - started
+    assert answer == (200, {"status": "queued"})
+    assert elapsed < DEFAULTS.budget, f"Kratos waited {elapsed:.2f}s"
+    status, report = await ready(http, svc.internal_url)
+    assert status == 200
+    assert report["checks"]["hooks_outbox"]["pending"] == 1
+    # The relay keeps trying into the silent broker meanwhile: nothing may get through.
+    assert await consumer.drain(want=0, timeout=1.5, settle=1.5) == []
+
+    broker.restore()
+    assert await consumer.drain(want=1, timeout=20) == [expected_envelope(identity_id)]
+
+    async def drained() -> bool:
+        return (await ready(http, svc.internal_url))[1]["checks"]["hooks_outbox"]["pending"] == 0
+
+    assert await wait_until(drained)
+    assert (await post(http, svc.internal_url, jsonnet_payload(identity_id)))[1] == {
+        "status": "duplicate"
+    }
+    assert await consumer.drain(want=1, settle=1.0) == [expected_envelope(identity_id)]
 
 
 async def test_database_down_keeps_the_event_in_the_local_spool(

@@ -1,8 +1,12 @@
 """A fault-injecting TCP relay put between the code under test and a real service.
 
 Outages are simulated by cutting the relay, never by stopping the shared server:
-``cut()`` drops every open connection and refuses new ones; ``hang()`` accepts but never
-forwards a byte (a black hole, for timeouts); ``restore()`` goes back to relaying.
+``cut()`` drops every open connection and refuses new ones; ``hang()`` drops them too, then
+accepts new ones but never forwards a byte (a black hole, for timeouts); ``stall()`` keeps
+every open connection open and accepts new ones, but swallows whatever either side sends
+(a peer that takes the TCP connection and never answers); ``restore()`` goes back to
+relaying — after ``stall()`` it first drops the stalled connections, as what went into the
+black hole is gone and their byte streams cannot resume.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import contextlib
 from typing import Literal
 
-Mode = Literal["pass", "cut", "hang"]
+Mode = Literal["pass", "cut", "hang", "stall"]
 
 
 class FaultyRelay:
@@ -40,7 +44,12 @@ class FaultyRelay:
         self.mode = "hang"
         self._drop_all()
 
+    def stall(self) -> None:
+        self.mode = "stall"
+
     def restore(self) -> None:
+        if self.mode == "stall":
+            self._drop_all()
         self.mode = "pass"
 
     def _drop_all(self) -> None:
@@ -54,7 +63,7 @@ class FaultyRelay:
             writer.transport.abort()
             return
         self._writers.add(writer)
-        if self.mode == "hang":
+        if self.mode in ("hang", "stall"):
             with contextlib.suppress(Exception):
                 await reader.read()  # until the client gives up
             writer.transport.abort()
@@ -72,6 +81,8 @@ class FaultyRelay:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.mode == "stall":
+                    continue  # swallowed: the connection stays open, silent
                 if self.mode != "pass":
                     break
                 writer.write(data)
