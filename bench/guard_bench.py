@@ -10,10 +10,23 @@ affects both alike:
 
 Every POST is a correct password on one API flow (a success: the full path, and wrk counts
 no 4xx as errors); the raw login rate is off and the free allowances raised so that all
-connections may be in flight at once and nothing is refused. Target (issue 4): the
-guard adds at most 2 ms at p99. Run: ``.venv/bin/python bench/guard_bench.py`` (``make
-bench`` runs it). Knobs: BENCH_SECONDS, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_ROUNDS,
-BENCH_REDIS_URL, BENCH_KEEP_TMP.
+connections may be in flight at once and nothing is refused.
+
+Two passes, as in the proxy benchmark:
+
+- **peak** (closed loop, ``wrk``): the most each target does. At saturation latency is
+  queueing (all connections in flight), so its p99 gap mostly restates the throughput gap;
+- **fixed load** (open loop, ``benchkit/openloop.py``): both targets at the same fixed rates
+  — a quarter and half of the plain proxy's peak by default — requests released on
+  schedule. The p99 difference here is what the guard adds to a login a user makes — the
+  figure the target is about. On a 2-core machine the stand-in, both proxies, Redis and the
+  load generator share the cores: at half load the machine itself is near its knee, and
+  the tail shows CPU contention as much as the guard.
+
+Target (issue 4): the guard adds at most 2 ms at p99. Run: ``.venv/bin/python
+bench/guard_bench.py`` (``make bench`` runs it). Knobs: BENCH_SECONDS, BENCH_WARMUP,
+BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_OPEN_SECONDS, BENCH_LOAD_SHARES, BENCH_REDIS_URL,
+BENCH_KEEP_TMP.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from benchkit import wrk
+from benchkit import openloop, wrk
 from benchkit.processes import (
     REPO_ROOT,
     BenchError,
@@ -45,6 +58,11 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "6"))
+# Fixed loads, as shares of the plain proxy's peak, at which both targets are measured.
+LOAD_SHARES = tuple(
+    float(share) for share in os.environ.get("BENCH_LOAD_SHARES", "0.25,0.5").split(",")
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 EMAIL, PASSWORD = "bench@example.org", "bench password"
 
@@ -120,10 +138,32 @@ def measure(name: str, url: str, lua: Path) -> wrk.WrkResult:
     return result
 
 
+def fixed_load(
+    name: str, base: str, flow: str, body: bytes, rate: float
+) -> openloop.OpenLoopResult:
+    port = int(base.rsplit(":", 1)[1])
+    request = openloop.build_request(
+        "POST", f"127.0.0.1:{port}", f"/self-service/login?flow={flow}", body, "application/json"
+    )
+    result = openloop.run(
+        "127.0.0.1",
+        port,
+        request,
+        rate=rate,
+        seconds=OPEN_SECONDS,
+        warmup=WARMUP,
+        connections=CONNECTIONS,
+    )
+    if result.errors:
+        raise BenchError(f"{name} at {rate:.0f} req/s: {result.errors} failed requests")
+    return result
+
+
 def main() -> int:
     exit_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="kh-guard-bench-"))
     runs: dict[str, list[wrk.WrkResult]] = {"plain proxy": [], "guarded": []}
+    fixed: dict[float, dict[str, openloop.OpenLoopResult]] = {}
     try:
         with Supervisor(work) as sup:
             port = free_port()
@@ -147,6 +187,12 @@ def main() -> int:
                 for name, base in targets.items():
                     runs[name].append(measure(name, f"{base}/self-service/login?flow={flow}", lua))
                     post(standin + "/__bench/forget", b"{}")
+            peak = sum(r.rps for r in runs["plain proxy"]) / len(runs["plain proxy"])
+            for share in LOAD_SHARES:
+                fixed[share] = {}
+                for name, base in targets.items():
+                    fixed[share][name] = fixed_load(name, base, flow, body.encode(), peak * share)
+                    post(standin + "/__bench/forget", b"{}")
             sup.ensure_all_running()
     finally:
         if os.environ.get("BENCH_KEEP_TMP") != "1":
@@ -162,22 +208,48 @@ def main() -> int:
     }
     print(f"{'login POST':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, row in summary.items():
-        print(f"{name:<12} {row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
-    added = summary["guarded"]["p99_ms"] - summary["plain proxy"]["p99_ms"]
-    met = added <= ADDED_P99_TARGET_MS
+        print(f"{name:<12} {row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}  (peak)")
+    added: dict[float, float] = {}
+    for share, results in fixed.items():
+        for name, result in results.items():
+            print(
+                f"{name:<12} {result.achieved_rps:>9.0f} {result.p50_ms:>8.2f} "
+                f"{result.p99_ms:>8.2f}  ({share:.0%} of the plain proxy's peak)"
+            )
+        added[share] = results["guarded"].p99_ms - results["plain proxy"].p99_ms
+    saturated = summary["guarded"]["p99_ms"] - summary["plain proxy"]["p99_ms"]
+    for share, extra in added.items():
+        rate = fixed[share]["guarded"].target_rps
+        verdict = "met" if extra <= ADDED_P99_TARGET_MS else "MISSED"
+        print(
+            f"at {rate:.0f} req/s ({share:.0%} of peak) the guard adds {extra:.2f} ms at p99 "
+            f"(target <= {ADDED_P99_TARGET_MS} ms: {verdict})"
+        )
     print(
-        f"guard adds {summary['guarded']['p50_ms'] - summary['plain proxy']['p50_ms']:.2f} ms "
-        f"at p50, {added:.2f} ms at p99 (target <= {ADDED_P99_TARGET_MS} ms: "
-        f"{'met' if met else 'MISSED'}); {CONNECTIONS} connections, {ROUNDS} rounds"
+        f"at saturation ({CONNECTIONS} connections, {ROUNDS} rounds) "
+        f"the p99 gap is {saturated:.2f} ms"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
                 "targets": summary,
-                "added_p99_ms": added,
-                "meets_added_p99_target": met,
-                "settings": {"seconds": SECONDS, "connections": CONNECTIONS, "rounds": ROUNDS},
+                "fixed_load": {
+                    str(share): {
+                        name: {"rps": r.achieved_rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}
+                        for name, r in results.items()
+                    }
+                    for share, results in fixed.items()
+                },
+                "added_p99_ms": {str(share): extra for share, extra in added.items()},
+                "saturated_p99_gap_ms": saturated,
+                "settings": {
+                    "seconds": SECONDS,
+                    "open_seconds": OPEN_SECONDS,
+                    "connections": CONNECTIONS,
+                    "rounds": ROUNDS,
+                    "load_shares": LOAD_SHARES,
+                },
             },
             indent=2,
         )
