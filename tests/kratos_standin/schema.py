@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,12 @@ import orjson
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "kratos-spec" / "api.json"
+# The project's shared documents sit beside the checkout (../shared); KRATOS_SPEC_PATH points
+# elsewhere when they do not.
+SPEC_PATH = Path(
+    os.environ.get("KRATOS_SPEC_PATH")
+    or Path(__file__).resolve().parents[3] / "shared" / "kratos-spec" / "api.json"
+)
 _BASE_URI = "urn:kratos-spec:api.json"
 
 
@@ -56,6 +62,11 @@ def _apply_errata(schemas: dict[str, Any]) -> None:
 
 @functools.cache
 def _document() -> dict[str, Any]:
+    if not SPEC_PATH.is_file():
+        raise FileNotFoundError(
+            f"Kratos' OpenAPI document is not at {SPEC_PATH}: keep ../shared beside the "
+            "checkout or set KRATOS_SPEC_PATH to kratos-spec/api.json"
+        )
     raw = orjson.loads(SPEC_PATH.read_bytes())
     doc: dict[str, Any] = _allow_null(copy.deepcopy(raw))
     _apply_errata(doc["components"]["schemas"])
