@@ -2,7 +2,7 @@
 
 ``start()`` is shared by the CLI and the tests, so the tests exercise the real listeners.
 With ``workers > 1`` the parent forks that many processes that bind the same ports with
-SO_REUSEPORT (the kernel spreads connections) and relays SIGTERM/SIGINT to them.
+SO_REUSEPORT (the kernel spreads connections) and relays SIGTERM/SIGINT/SIGHUP to them.
 """
 
 from __future__ import annotations
@@ -125,6 +125,11 @@ def install_uvloop() -> bool:
 
 
 def run_worker(settings: Settings) -> None:
+    # A forked worker must not run the parent's relay; SIGHUP means "reload" to the features
+    # that install a handler for it (the access rules) and nothing otherwise — never "exit".
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     install_uvloop()
     asyncio.run(serve(settings))
 
@@ -139,16 +144,18 @@ def run(settings: Settings) -> int:
         context.Process(target=run_worker, args=(settings,), name=f"worker-{i}")
         for i in range(settings.server.workers)
     ]
-    for worker in workers:
-        worker.start()
 
     def relay(signum: int, _frame: object) -> None:
         for worker in workers:
             if worker.pid is not None and worker.is_alive():
                 os.kill(worker.pid, signum)
 
-    signal.signal(signal.SIGTERM, relay)
-    signal.signal(signal.SIGINT, relay)
+    # Installed before the first fork, so no signal finds the parent with its defaults
+    # (SIGHUP's would end it and orphan the workers).
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, relay)
+    for worker in workers:
+        worker.start()
     for worker in workers:
         worker.join()
     return max((w.exitcode or 0) for w in workers)

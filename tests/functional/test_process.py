@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -107,6 +108,68 @@ async def test_workers_share_the_ports_and_stop_together(echo: TestServer) -> No
         )
         out, _ = await children.communicate()
         assert len(out.split()) == 2
+        service.signal(signal.SIGTERM)
+        assert await service.wait() == 0
+    finally:
+        await service.stop()
+
+
+RULES_BEFORE = """
+[[rules]]
+id = "closed"
+paths = ["/closed/**"]
+authenticators = ["anonymous"]
+authorizer = "deny"
+"""
+RULES_AFTER = (
+    RULES_BEFORE
+    + """
+[[rules]]
+id = "open"
+paths = ["/open/**"]
+authenticators = ["anonymous"]
+authorizer = "allow"
+"""
+)
+
+
+@pytest.mark.slow
+async def test_sighup_reaches_every_worker_and_spares_the_parent(
+    echo: TestServer, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_BEFORE)
+    service = ServiceProcess(
+        {
+            "KRATOS_PUBLIC_URL": str(echo.make_url("")).rstrip("/"),
+            "TRUSTED_PROXIES": "127.0.0.1/32",
+            "DECISIONS_RULES_FILE": str(rules),
+            "DECISIONS_RELOAD_INTERVAL": "0",  # SIGHUP only: no polling to hide a lost signal
+        },
+        args=("--workers", "2"),
+    )
+    await service.start()
+    ask = {"X-Forwarded-Uri": "/open/page", "X-Forwarded-Host": "app.example.com"}
+
+    async def statuses(http: aiohttp.ClientSession) -> set[int]:
+        seen = set()
+        for _ in range(20):  # a fresh connection each: the kernel spreads them over workers
+            async with http.get(
+                service.internal_url + "/decisions", headers={**ask, "Connection": "close"}
+            ) as r:
+                seen.add(r.status)
+        return seen
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await statuses(http) == {404}
+            rules.write_text(RULES_AFTER)
+            service.signal(signal.SIGHUP)
+            deadline = asyncio.get_running_loop().time() + 10
+            while (seen := await statuses(http)) != {200}:
+                assert asyncio.get_running_loop().time() < deadline, seen
+                await asyncio.sleep(0.2)
+        assert service.proc is not None and service.proc.returncode is None
         service.signal(signal.SIGTERM)
         assert await service.wait() == 0
     finally:
