@@ -124,3 +124,7 @@ def test_shipped_example_config_loads() -> None:
     settings = load_settings(example, env={})
     assert settings.kratos.public_url == "http://kratos-public.identity.svc:4433"
     assert settings.server.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
+    assert settings.decisions.rules_file == "/etc/kratos-hooks/rules.toml"
+    assert settings.backoff.login_ui_url == "https://app.example.com/login"
+    assert settings.hooks.platform_url == "https://app.example.com"
+    assert settings.store.redis_url == ""  # secrets come from the environment
