@@ -67,6 +67,15 @@ class BackoffSettings:
     login_ui_url: str = setting(
         "", "BACKOFF_LOGIN_UI_URL", doc="Kratos' login ui_url; empty = learned from Kratos"
     )
+    registration_ui_url: str = setting(
+        "", "BACKOFF_REGISTRATION_UI_URL", doc="registration ui_url; empty = learned from Kratos"
+    )
+    recovery_ui_url: str = setting(
+        "", "BACKOFF_RECOVERY_UI_URL", doc="recovery ui_url; empty = learned from Kratos"
+    )
+    verification_ui_url: str = setting(
+        "", "BACKOFF_VERIFICATION_UI_URL", doc="verification ui_url; empty = learned from Kratos"
+    )
     legacy_redirect_url: str = setting(
         "", "BACKOFF_LEGACY_REDIRECT_URL", doc="target of ?lockout=true&retry_after=N"
     )
@@ -77,6 +86,16 @@ class BackoffSettings:
     rate_registration: int = setting(5, "RATE_LIMIT_REGISTRATION")
     rate_recovery: int = setting(5, "RATE_LIMIT_RECOVERY")
     rate_verification: int = setting(5, "RATE_LIMIT_VERIFICATION")
+
+    def ui_urls(self) -> dict[str, str]:
+        """The configured UI of each self-service flow kind (those left empty are learned)."""
+        urls = {
+            "login": self.login_ui_url,
+            "registration": self.registration_ui_url,
+            "recovery": self.recovery_ui_url,
+            "verification": self.verification_ui_url,
+        }
+        return {kind: url for kind, url in urls.items() if url}
 
     def __post_init__(self) -> None:
         from config.loader import ConfigError  # the loader imports this module

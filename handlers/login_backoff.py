@@ -7,7 +7,14 @@ counts it at once as a failure (these callers report successes only, through
     before-login  {flow_id?, identifier?, client_ip?}
         200 {"allowed": true, "retry_after_seconds": 0}
         403 {"allowed": false, "reason": "identifier"|"ip", "message", "retry_after_seconds"}
-    after-login   {identity_id?, identifier?, client_ip?}  → 200 {"reset": bool}
+    after-login   {identity_id?, identifier?, client_ip?}
+        200 {"reset": true}
+        200 {"reset": false, "reason": "no_identifier"|"identity_not_found"|
+                                       "kratos_admin_unavailable"|"no_password_identifier"}
+
+``after-login`` with only an ``identity_id`` looks the identity up in Kratos' Admin API and
+resets every password identifier it has. It always answers 200 at once: Kratos may be waiting
+on it, and a missed reset only means the user waits out a backoff they had already earned.
 
 When the Kratos hooks have credentials (``HOOKS_API_KEYS`` / ``HOOKS_BASIC_AUTH``) these
 endpoints require them too: whoever can call them can lock accounts out or forgive them.
@@ -16,6 +23,8 @@ endpoints require them too: whoever can call them can lock accounts out or forgi
 from __future__ import annotations
 
 import ipaddress
+import logging
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -23,14 +32,32 @@ from aiohttp import web
 
 from handlers.health import Health
 from handlers.hooks.auth import Credentials, check
+from handlers.hooks.install import make_breaker, make_session
+from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone, KratosAdmin
 from proxy.errors import BadRequest, Unauthorized
 from proxy.guard.install import guard_context
 from proxy.guard.keys import GUARD
+from proxy.guard.metrics import AFTER_LOGIN_LOOKUPS
 from proxy.guard.respond import lockout_message, seconds
 from proxy.keys import ROUTE, SETTINGS
+from proxy.logs import fingerprint
+
+log = logging.getLogger("kratos_hooks.guard")
 
 BASE = "/hooks/kratos/login-backoff"
 CREDENTIALS = web.AppKey("login_backoff_credentials", Credentials)
+ADMIN = web.AppKey("login_backoff_kratos_admin", KratosAdmin)
+
+
+def password_identifiers(identity: Mapping[str, Any]) -> list[str]:
+    """The identifiers of an identity's password credential (as Kratos' Admin API lists
+    them under ``credentials.password.identifiers``); none without a password."""
+    credentials = identity.get("credentials")
+    password = credentials.get("password") if isinstance(credentials, dict) else None
+    found = password.get("identifiers") if isinstance(password, dict) else None
+    if not isinstance(found, list):
+        return []
+    return [i for i in found if isinstance(i, str) and i.strip()]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -91,22 +118,64 @@ async def before_login(request: web.Request) -> web.Response:
     )
 
 
+async def _identifiers_of(admin: KratosAdmin, identity_id: str) -> tuple[list[str], str]:
+    """The identity's password identifiers, or none and why."""
+    try:
+        identity = await admin.get_identity(identity_id)
+    except (IdentityGone, AdminUnavailable) as exc:
+        gone = isinstance(exc, IdentityGone)
+        AFTER_LOGIN_LOOKUPS.labels("not_found" if gone else "unavailable").inc()
+        log.warning(
+            "after-login: identity lookup failed, no backoff reset",
+            extra={
+                "identity": fingerprint(identity_id),
+                "error": "HTTP 404" if gone else str(exc),
+            },
+        )
+        return [], "identity_not_found" if gone else "kratos_admin_unavailable"
+    AFTER_LOGIN_LOOKUPS.labels("ok").inc()
+    return password_identifiers(identity), "no_password_identifier"
+
+
 async def after_login(request: web.Request) -> web.Response:
     request[ROUTE] = "login_backoff"
     guard = request.app[GUARD]
     body = await _body(request)
     identifier = _field(body, "identifier")
-    _field(body, "identity_id")  # accepted for the old contract; buckets are by identifier
-    if identifier is None:
-        return web.json_response({"reset": False})
+    identity_id = _field(body, "identity_id")
     ip = _client_ip(body, request) if body.get("client_ip") else None
-    await guard.reset(identifier, cause="after_login", ip=ip)
+    if identifier is not None:
+        identifiers, reason = [identifier], ""
+    elif identity_id is not None:
+        identifiers, reason = await _identifiers_of(request.app[ADMIN], identity_id)
+    else:
+        identifiers, reason = [], "no_identifier"
+    if not identifiers:
+        return web.json_response({"reset": False, "reason": reason})
+    for each in identifiers:
+        await guard.reset(each, cause="after_login", ip=ip)
     return web.json_response({"reset": True})
+
+
+async def admin_context(app: web.Application) -> AsyncIterator[None]:
+    """Kratos' Admin API client of the after-login endpoint (its own pool and breaker)."""
+    settings = app[SETTINGS]
+    session = make_session(settings, pool_size=4)
+    app[ADMIN] = KratosAdmin(
+        session,
+        settings.kratos.admin_url,
+        token=settings.kratos.admin_token,
+        timeout=settings.hooks.http_timeout,
+        breaker=make_breaker(settings, "kratos_admin_login_backoff"),
+    )
+    yield
+    await session.close()
 
 
 def install_internal(app: web.Application, health: Health) -> None:
     """The INTERNAL_FEATURES installer."""
     app[CREDENTIALS] = Credentials.from_settings(app[SETTINGS].hooks)
     app.cleanup_ctx.append(guard_context)
+    app.cleanup_ctx.append(admin_context)
     app.router.add_post(f"{BASE}/before-login", before_login)
     app.router.add_post(f"{BASE}/after-login", after_login)

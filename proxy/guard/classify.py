@@ -189,6 +189,21 @@ def sets_session(set_cookies: Iterable[str], cookie_name: str) -> bool:
     return False
 
 
+def back_to_flow(location: str | None, flow_id: str) -> str | None:
+    """The UI a redirect sends the browser to when it is Kratos showing the *same* flow
+    again (a rejected submission, a code sent), else None.
+
+    Only the same flow id counts: an expired flow comes back with a new id, CSRF goes to
+    the error UI, a success to ``return_to`` — none of them is the flow's UI.
+    """
+    if not flow_id or not location:
+        return None
+    target = urlsplit(location)
+    if parse_qs(target.query).get("flow", [""])[0] != flow_id:
+        return None
+    return location.partition("?")[0]
+
+
 def _message_ids(flow: Mapping[str, Any]) -> Iterator[int]:
     ui = flow.get("ui")
     if not isinstance(ui, dict):
@@ -233,10 +248,8 @@ def classify(
     if status in REDIRECTS:
         if session_set:
             return Outcome.SUCCESS
-        # Back to the login UI with the *same* flow: the flow now carries the rejection.
-        # An expired flow comes back with a new id, CSRF goes to the error UI.
-        returned = parse_qs(urlsplit(location or "").query).get("flow", [""])[0]
-        return Outcome.FAILURE if flow_id and returned == flow_id else Outcome.NOT_COUNTED
+        # Back to the login UI with the same flow: the flow now carries the rejection.
+        return Outcome.FAILURE if back_to_flow(location, flow_id) else Outcome.NOT_COUNTED
     document = _document(body)
     if status == 200:
         if session_set or (document is not None and "session_token" in document):

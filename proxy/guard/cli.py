@@ -1,7 +1,8 @@
-"""``kratos-hooks backoff status|clear <identifier>``: for support staff helping a locked-out
-user. Reads the same Redis buckets the proxy writes (needs ``REDIS_URL`` and the servers'
-``BACKOFF_SECRET``); never falls back to a local store, never prints the identifier's hash
-in a form that could be correlated outside this service's own logs.
+"""``kratos-hooks backoff status|clear <identifier>`` and ``… --ip <address>``: for support
+staff helping a locked-out user or a blocked network. Reads the same Redis buckets the proxy
+writes (needs ``REDIS_URL`` and the servers' ``BACKOFF_SECRET``); never falls back to a local
+store, never prints the identifier, only the fingerprint this service's logs carry. An
+address is shown as the group the guard judges it by (IPv6 per /64).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib.metadata
+import ipaddress
 import sys
 import time
 
@@ -19,7 +21,8 @@ from redis.driver_info import DriverInfo
 from config.settings import Settings
 from proxy.errors import DependencyUnavailable
 from proxy.guard.core import Guard
-from proxy.guard.identity import Keyer, normalise_identifier
+from proxy.guard.identity import Keyer, address_group, normalise_identifier
+from proxy.guard.policy import BucketPolicy
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, StoreUnavailable
 from proxy.logs import fingerprint
@@ -28,17 +31,34 @@ from proxy.logs import fingerprint
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backoff = commands.add_parser("backoff", help="inspect or clear an account's login backoff")
     actions = backoff.add_subparsers(dest="backoff_command", required=True)
-    status = actions.add_parser("status", help="failures and wait of an identifier")
-    status.add_argument("identifier", help="the login identifier (any case or width)")
-    clear = actions.add_parser("clear", help="forget an identifier's failures (all addresses)")
-    clear.add_argument("identifier", help="the login identifier (any case or width)")
+    status = actions.add_parser("status", help="failures and wait of an identifier or address")
+    clear = actions.add_parser(
+        "clear", help="forget an identifier's failures (all addresses) or an address's"
+    )
+    for action in (status, clear):
+        action.add_argument("identifier", nargs="?", help="the login identifier (any case)")
+        action.add_argument("--ip", help="an address instead: its bucket (IPv6: its /64)")
 
 
 def handles(args: argparse.Namespace) -> bool:
     return bool(args.command == "backoff")
 
 
+def _usage_error(args: argparse.Namespace) -> str | None:
+    if (args.identifier is None) == (args.ip is None):
+        return "give either an identifier or --ip <address>"
+    if args.ip is not None:
+        try:
+            ipaddress.ip_address(args.ip)
+        except ValueError:
+            return f"--ip {args.ip!r} is not an IP address"
+    return None
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if problem := _usage_error(args):
+        print(f"kratos-hooks backoff: {problem}", file=sys.stderr)
+        return 2
     if not settings.backoff.secret:
         print(
             "kratos-hooks: BACKOFF_SECRET is not set, so the servers' bucket names cannot be "
@@ -71,24 +91,34 @@ def _guard(settings: Settings, client: aioredis.Redis) -> Guard:
     return Guard(strict, store, fallback=MemoryStore(1), keyer=Keyer(settings.backoff.secret))
 
 
+def _bucket(guard: Guard, args: argparse.Namespace) -> tuple[str, str, BucketPolicy]:
+    """(how the bucket is shown, its key, its policy) for an identifier or ``--ip``."""
+    if args.ip is not None:
+        return f"address {address_group(args.ip)}", guard.address_key(args.ip), guard.policies.ip
+    tag = fingerprint(guard.keyer.identifier(normalise_identifier(args.identifier)))
+    return f"identifier {tag}", guard.identifier_key(args.identifier), guard.policies.identifier
+
+
 async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo) -> int:
     client = aioredis.from_url(settings.store.redis_url, socket_timeout=5, driver_info=driver)
     try:
         guard = _guard(settings, client)
-        tag = fingerprint(guard.keyer.identifier(normalise_identifier(args.identifier)))
+        label, key, policy = _bucket(guard, args)
         if args.backoff_command == "clear":
-            cleared = await guard.reset(args.identifier, cause="cli")
-            print(f"identifier {tag}: cleared ({cleared} keys)")
+            if args.ip is not None:
+                cleared = await guard.reset_address(args.ip, cause="cli")
+            else:
+                cleared = await guard.reset(args.identifier, cause="cli")
+            print(f"{label}: cleared ({cleared} keys)")
             return 0
-        report = await guard.report(args.identifier)
+        report = await guard.report(key)
         if report is None:
-            print(f"identifier {tag}: no recorded failures")
+            print(f"{label}: no recorded failures")
             return 0
-        policy = guard.policies.identifier
         wait = max(0.0, report.last_failure + policy.wait(report.failures) - time.time())
         last = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.last_failure))
         print(
-            f"identifier {tag}: {report.failures} failures (free: {policy.free}), "
+            f"{label}: {report.failures} failures (free: {policy.free}), "
             f"last at {last}, {wait:.0f}s left to wait, {report.in_flight} in flight, "
             f"forgotten in {report.expires_in:.0f}s"
         )

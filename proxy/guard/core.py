@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from config.settings import Settings
 from proxy.errors import DependencyUnavailable
+from proxy.guard.classify import back_to_flow
 from proxy.guard.identity import Keyer, address_group, normalise_identifier
 from proxy.guard.metrics import ATTEMPTS, BLOCKS, RESETS, STORE_ERRORS, WAITS
 from proxy.guard.policy import Bucket, Outcome, Policies, Verdict
@@ -69,16 +70,18 @@ class Guard:
         self.clock = clock
         self.failure_ids = frozenset(int(i) for i in self.config.failure_message_ids)
         self._warned_at = -math.inf
-        self._learned_ui: str | None = None
+        self._configured_ui = self.config.ui_urls()
+        self._learned_ui: dict[str, str] = {}
 
-    def login_ui_url(self) -> str | None:
-        """Where a blocked browser goes: the configured login UI, else the one Kratos uses."""
-        return self.config.login_ui_url or self._learned_ui
+    def ui_url(self, kind: str) -> str | None:
+        """Where a blocked browser goes: the flow kind's configured UI, else the one Kratos
+        was seen to use."""
+        return self._configured_ui.get(kind) or self._learned_ui.get(kind)
 
-    def learn_ui(self, location: str | None) -> None:
-        """Kratos sent a rejected browser back to its login UI: that is the UI's address."""
-        if location and not self.config.login_ui_url:
-            self._learned_ui = location.partition("?")[0]
+    def learn_ui(self, kind: str, location: str | None, flow_id: str) -> None:
+        """Kratos sent a browser back to this flow's UI: that is the UI's address."""
+        if kind not in self._configured_ui and (ui := back_to_flow(location, flow_id)):
+            self._learned_ui[kind] = ui
 
     # --- naming ------------------------------------------------------------------------
     def subject(self, identifier: str | None, ip: str, *, kind: str = "identifier") -> Subject:
@@ -90,6 +93,12 @@ class Guard:
                 hashed = self.keyer.subject(kind, identifier)
         address = self.keyer.address(address_group(ip))
         return Subject(hashed, address, fingerprint(hashed or address))
+
+    def identifier_key(self, identifier: str) -> str:
+        return f"{BUCKETS}id:{self.keyer.identifier(normalise_identifier(identifier))}"
+
+    def address_key(self, ip: str) -> str:
+        return f"{BUCKETS}ip:{self.keyer.address(address_group(ip))}"
 
     def buckets(self, subject: Subject) -> tuple[Bucket, ...]:
         p = self.policies
@@ -219,14 +228,25 @@ class Guard:
         if ip is not None:
             keys.append(f"{BUCKETS}pair:{hashed}:{self.keyer.address(address_group(ip))}")
             prefixes = []
+        return await self._clear(keys, prefixes, cause=cause, tag=fingerprint(hashed))
+
+    async def reset_address(self, ip: str, *, cause: str) -> int:
+        """Forget the address bucket of ``ip``'s group (its pairs stay with their accounts)."""
+        hashed = self.keyer.address(address_group(ip))
+        key = f"{BUCKETS}ip:{hashed}"
+        return await self._clear([key], [], cause=cause, tag=fingerprint(hashed))
+
+    async def _clear(
+        self, keys: Sequence[str], prefixes: Sequence[str], *, cause: str, tag: str
+    ) -> int:
         try:
             cleared = await self.store.clear(keys, prefixes)
         except StoreUnavailable as exc:
             cleared = await self._degraded("clear", exc).clear(keys, prefixes)
         RESETS.labels(cause).inc()
-        log.info("login backoff reset", extra={"subject": fingerprint(hashed), "cause": cause})
+        log.info("login backoff reset", extra={"subject": tag, "cause": cause})
         return cleared
 
-    async def report(self, identifier: str) -> BucketReport | None:
-        hashed = self.keyer.identifier(normalise_identifier(identifier))
-        return await self.store.inspect(f"{BUCKETS}id:{hashed}", self.clock())
+    async def report(self, key: str) -> BucketReport | None:
+        """The bucket named ``key`` (``identifier_key`` / ``address_key``), for support."""
+        return await self.store.inspect(key, self.clock())

@@ -1,4 +1,4 @@
-"""The public routes the guard intercepts: login submissions and login flow fetches.
+"""The public routes the guard intercepts: login submissions and flow fetches.
 
 A submission is read whole (bounded), judged, and only then forwarded — the same bytes,
 through the foundation's forwarder. Kratos' answer is read (bounded) to learn the outcome
@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import ClientResponse, web
+from aiohttp.typedefs import Handler
 
 from proxy.errors import BodyTooLarge, DependencyUnavailable
 from proxy.forwarder import STREAM_CHUNK
 from proxy.guard.classify import (
     GUARDED_TYPES,
-    REDIRECTS,
     Submission,
     answers_json,
     classify,
@@ -155,8 +155,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                 session_cookie=request.app[SETTINGS].kratos.session_cookie,
                 failure_ids=guard.failure_ids,
             )
-            if outcome is Outcome.FAILURE and upstream.status in REDIRECTS:
-                guard.learn_ui(location)
+            if outcome is Outcome.FAILURE:
+                guard.learn_ui("login", location, flow_id)
             try:
                 return await send(request, upstream, head, complete)
             finally:
@@ -184,29 +184,34 @@ async def _blocked(
     )
 
 
-async def login_flow(request: web.Request) -> web.StreamResponse:
-    """GET /self-service/login/flows?id=…: a flow blocked by the guard shows its lockout."""
-    guard = request.app[GUARD]
-    forwarder = request.app[FORWARDER]
-    flow_id = request.query.get("id", "")
-    until = await guard.flow_lockout(flow_id) if flow_id else None
-    if until is None:
-        return await forwarder.handle(request)
-    async with forwarder.exchange(request) as upstream:
-        head, complete = await read_answer(upstream, MAX_ANSWER)
-        body = decoded(head, upstream.headers.get("Content-Encoding")) if complete else None
-        flow = _flow(body) if upstream.status == 200 else None
-        if flow is None:
-            return await send(request, upstream, head, complete)
-        wait = seconds(until - guard.clock())
-        message = lockout_message(guard.config.message_id, wait)
-        headers = downstream_response_headers(upstream.headers)
-        for name in ("Content-Length", "Content-Encoding", "ETag"):
-            headers.popall(name, None)
-        headers.setdefault("X-Request-ID", request[REQUEST_ID])
-        return web.Response(
-            status=200, body=orjson.dumps(with_message(flow, message)), headers=headers
-        )
+def flow_view(kind: str) -> Handler:
+    """GET /self-service/<kind>/flows?id=…: a flow whose submission the guard refused shows
+    why — the lockout (login) or the rate limit (the other flows) — for the wait's length."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        guard = request.app[GUARD]
+        forwarder = request.app[FORWARDER]
+        flow_id = request.query.get("id", "")
+        until = await guard.flow_lockout(flow_id) if flow_id else None
+        if until is None:
+            return await forwarder.handle(request)
+        async with forwarder.exchange(request) as upstream:
+            head, complete = await read_answer(upstream, MAX_ANSWER)
+            body = decoded(head, upstream.headers.get("Content-Encoding")) if complete else None
+            flow = _flow(body) if upstream.status == 200 else None
+            if flow is None:
+                return await send(request, upstream, head, complete)
+            wait = seconds(until - guard.clock())
+            message = lockout_message(guard.config.message_id, wait, rate=kind != "login")
+            headers = downstream_response_headers(upstream.headers)
+            for name in ("Content-Length", "Content-Encoding", "ETag"):
+                headers.popall(name, None)
+            headers.setdefault("X-Request-ID", request[REQUEST_ID])
+            return web.Response(
+                status=200, body=orjson.dumps(with_message(flow, message)), headers=headers
+            )
+
+    return handler
 
 
 def _flow(body: bytes | None) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from proxy.guard.core import Guard
-from proxy.guard.handler import login_flow, login_submit
+from proxy.guard.handler import flow_view, login_submit
 from proxy.guard.identity import PROCESS_SECRET, Keyer
 from proxy.guard.keys import GUARD
 from proxy.guard.ratelimit import limited
@@ -83,7 +83,9 @@ def install_public(app: web.Application) -> None:
     app.cleanup_ctx.append(guard_context)
     if config.enabled:
         app.router.add_post(prefix + "/self-service/login", login_submit)
-        app.router.add_get(prefix + "/self-service/login/flows", login_flow, allow_head=False)
+        app.router.add_get(
+            prefix + "/self-service/login/flows", flow_view("login"), allow_head=False
+        )
     for flow, limit in (
         ("registration", config.rate_registration),
         ("recovery", config.rate_recovery),
@@ -91,3 +93,6 @@ def install_public(app: web.Application) -> None:
     ):
         if limit > 0:
             app.router.add_post(prefix + f"/self-service/{flow}", limited(flow, limit))
+            app.router.add_get(
+                prefix + f"/self-service/{flow}/flows", flow_view(flow), allow_head=False
+            )

@@ -22,7 +22,8 @@ WAITS = Histogram(
 )
 RESETS = Counter(
     "kratos_hooks_backoff_resets_total",
-    "Identifier buckets reset, by cause (login, after_login hook, cli).",
+    "Buckets reset (an identifier with its pairs, or an address), by cause "
+    "(login, after_login hook, cli).",
     ["cause"],
 )
 STORE_ERRORS = Counter(
@@ -34,4 +35,10 @@ RATE_LIMITED = Counter(
     "kratos_hooks_rate_limited_total",
     "Self-service submissions refused by a plain per-IP window, by flow kind.",
     ["flow"],
+)
+AFTER_LOGIN_LOOKUPS = Counter(
+    "kratos_hooks_backoff_identity_lookups_total",
+    "Identities looked up in Kratos' Admin API by the after-login endpoint (called with an "
+    "identity_id only), by result (ok, not_found, unavailable).",
+    ["result"],
 )

@@ -2,15 +2,16 @@
 verification), on top of which login has its own raw rate inside the backoff check.
 
 A refused submission never reaches Kratos and is answered like a login lockout: JSON callers
-get their flow back with the message (or Kratos' error shape, 429), browsers the error.
-The body is not read: an allowed submission streams through untouched.
+get their flow back with the message (or Kratos' error shape, 429), browsers a 303 to the
+flow's UI, whose flow then shows the message (``handler.flow_view``) — or a 429 page while
+that UI is unknown. The body is not read: an allowed submission streams through untouched,
+and Kratos' redirect back to the same flow teaches the guard the UI's address.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from proxy.errors import DependencyUnavailable
 from proxy.guard.classify import answers_json
@@ -18,8 +19,6 @@ from proxy.guard.keys import GUARD
 from proxy.guard.metrics import RATE_LIMITED
 from proxy.guard.respond import blocked, refuse
 from proxy.keys import FORWARDER, ROUTE
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def limited(flow: str, limit: int) -> Handler:
@@ -29,6 +28,7 @@ def limited(flow: str, limit: int) -> Handler:
         request[ROUTE] = flow
         guard = request.app[GUARD]
         forwarder = request.app[FORWARDER]
+        flow_id = request.query.get("flow", "")
         ip = forwarder.identify(request)[0]
         rate = guard.rate_window(flow, ip, limit)
         as_json = answers_json(
@@ -47,11 +47,13 @@ def limited(flow: str, limit: int) -> Handler:
                     request,
                     guard,
                     kind=flow,
-                    flow_id=request.query.get("flow", ""),
+                    flow_id=flow_id,
                     json_mode=as_json,
                     retry_after=verdict.retry_after,
                     rate=True,
                 )
-        return await forwarder.handle(request)
+        async with forwarder.exchange(request) as upstream:
+            guard.learn_ui(flow, upstream.headers.get("Location"), flow_id)
+            return await forwarder.relay(request, upstream)
 
     return handler

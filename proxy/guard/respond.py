@@ -3,9 +3,10 @@
 Stock Kratos UIs and the Ory SDKs treat a 400 carrying the flow as "show the flow's
 messages" and anything else as a generic failure, so a blocked JSON caller gets its own flow
 back (fetched from Kratos with its cookies) with a lockout message added — exactly how a
-rejected password looks. A plain browser is sent back to the login UI; the flow it then
-fetches through the proxy carries the message (``handler.login_flow``). The wording and the
-timing do not depend on whether the account exists.
+rejected password looks. A plain browser is sent back to its flow's UI (login, registration,
+recovery, verification); the flow it then fetches through the proxy carries the message
+(``handler.flow_view``). The wording and the timing do not depend on whether the account
+exists.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ async def blocked(
     wait = seconds(retry_after)
     headers = {"Retry-After": str(wait)}
     message = lockout_message(config.message_id, wait, rate=rate)
-    if kind == "login" and flow_id:
+    if flow_id:
         await guard.remember_flow(flow_id, guard.clock() + wait)
     if json_mode:
         flow = await fetch_flow(request, kind, flow_id) if flow_id else None
@@ -150,7 +151,7 @@ async def blocked(
     elif kind == "login" and config.browser_mode == "legacy":
         target = URL(config.legacy_redirect_url).update_query(lockout="true", retry_after=str(wait))
         return web.Response(status=303, headers={**headers, "Location": str(target)})
-    elif kind == "login" and flow_id and (ui := guard.login_ui_url()):
+    elif flow_id and (ui := guard.ui_url(kind)):
         target = URL(ui).update_query(flow=flow_id)
         return web.Response(status=303, headers={**headers, "Location": str(target)})
     error = LoginBackoff(message["text"], headers=headers, details={"retry_after_seconds": wait})

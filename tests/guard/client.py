@@ -56,15 +56,15 @@ def guards(svc: Service) -> list[Guard]:
     return [runner.app[GUARD] for runner in svc.running.runners]
 
 
-async def api_flow(http: aiohttp.ClientSession, base: str) -> Flow:
-    async with http.get(f"{base}/self-service/login/api") as response:
+async def api_flow(http: aiohttp.ClientSession, base: str, kind: str = "login") -> Flow:
+    async with http.get(f"{base}/self-service/{kind}/api") as response:
         assert response.status == 200
         return Flow((await response.json())["id"])
 
 
-async def browser_flow(http: aiohttp.ClientSession, base: str) -> Flow:
+async def browser_flow(http: aiohttp.ClientSession, base: str, kind: str = "login") -> Flow:
     headers = {"Accept": "application/json"}
-    async with http.get(f"{base}/self-service/login/browser", headers=headers) as response:
+    async with http.get(f"{base}/self-service/{kind}/browser", headers=headers) as response:
         assert response.status == 200
         flow = await response.json()
         cookie = response.headers["Set-Cookie"].partition(";")[0]
@@ -111,11 +111,37 @@ async def submit(
         return Answer(response.status, response.headers, await response.read())
 
 
-async def fetch_flow(http: aiohttp.ClientSession, base: str, flow: Flow) -> Answer:
+async def post(
+    http: aiohttp.ClientSession,
+    base: str,
+    kind: str,
+    flow: Flow,
+    fields: dict[str, str],
+    *,
+    form: bool = False,
+) -> Answer:
+    """A submission to another self-service flow, as a browser form post or JSON."""
+    fields = {"csrf_token": flow.csrf, **fields} if flow.csrf else dict(fields)
+    if form:
+        body = urlencode(fields).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+    else:
+        body = orjson.dumps(fields)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if flow.cookie:
+        headers["Cookie"] = flow.cookie
+    url = f"{base}/self-service/{kind}?flow={flow.id}"
+    async with http.post(url, data=body, headers=headers, allow_redirects=False) as response:
+        return Answer(response.status, response.headers, await response.read())
+
+
+async def fetch_flow(
+    http: aiohttp.ClientSession, base: str, flow: Flow, kind: str = "login"
+) -> Answer:
     headers = {"Accept": "application/json"}
     if flow.cookie:
         headers["Cookie"] = flow.cookie
-    url = f"{base}/self-service/login/flows?id={flow.id}"
+    url = f"{base}/self-service/{kind}/flows?id={flow.id}"
     async with http.get(url, headers=headers) as response:
         return Answer(response.status, response.headers, await response.read())
 

@@ -9,6 +9,7 @@ import pytest
 
 from proxy.guard.classify import (
     answers_json,
+    back_to_flow,
     classify,
     decoded,
     json_mode,
@@ -290,3 +291,13 @@ def test_the_guard_answers_apps_in_json(
     content_type: str, accept: str | None, cookies: bool, expected: bool
 ) -> None:
     assert answers_json(content_type, accept, cookies) is expected
+
+
+def test_back_to_flow_names_the_ui_only_for_the_same_flow() -> None:
+    assert back_to_flow(f"{UI}?flow={FLOW}", FLOW) == UI
+    assert back_to_flow(f"{UI}?x=1&flow={FLOW}", FLOW) == UI
+    assert back_to_flow(f"{UI}?flow=another", FLOW) is None  # an expired flow's replacement
+    assert back_to_flow("https://app.example/error?id=e1", FLOW) is None  # CSRF
+    assert back_to_flow("https://app.example/", FLOW) is None  # return_to after a success
+    assert back_to_flow(None, FLOW) is None
+    assert back_to_flow(f"{UI}?flow=", "") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from config import load_settings
@@ -13,6 +14,8 @@ from proxy.guard.identity import Keyer
 from proxy.guard.policy import Outcome
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore
+from tests.conftest import Kratos, ServiceFactory
+from tests.guard.client import api_flow, start, submit
 from tests.guard.conftest import redis_client
 
 
@@ -56,6 +59,56 @@ def test_status_and_clear(
     assert "no recorded failures" in capsys.readouterr().out
     # The pair bucket went with it: five more from the same address are free again.
     asyncio.run(_fail(env, "dora@example.com", ["192.0.2.1"] * 5))
+
+
+async def test_status_and_clear_of_an_address_the_proxy_held(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    svc = await start(
+        start_service, kratos, redis_url, redis_prefix, TRUSTED_PROXIES="127.0.0.1/32"
+    )
+    for name, value in {**_env(redis_url, redis_prefix), "BACKOFF_SECRET": "test-secret"}.items():
+        monkeypatch.setenv(name, value)
+    flow = await api_flow(http, svc.public_url)
+    for i, ip in enumerate(["203.0.113.7"] * 2 + ["2001:db8:1:2::7", "2001:db8:1:2::8"]):
+        await submit(http, svc.public_url, flow, f"user{i}@example.com", forwarded_for=ip)
+    await submit(http, svc.public_url, flow, "user9@example.com", forwarded_for="2001:db8:1:3::8")
+    assert kratos.state.count("POST", "/self-service/login") == 5
+
+    async def cli(*argv: str) -> str:
+        assert await asyncio.to_thread(main, ["backoff", *argv]) == 0
+        return capsys.readouterr().out
+
+    shown = await cli("status", "--ip", "203.0.113.7")
+    assert "address 203.0.113.7: 2 failures (free: 50)" in shown
+    # One /64 is one bucket, whichever of its addresses is asked about.
+    shown = await cli("status", "--ip", "2001:db8:1:2::ffff")
+    assert "address 2001:db8:1:2::/64: 2 failures (free: 50)" in shown
+    assert "address 2001:db8:1:2::/64: cleared" in await cli("clear", "--ip", "2001:db8:1:2::1")
+    assert "no recorded failures" in await cli("status", "--ip", "2001:db8:1:2::7")
+    # The neighbouring /64 and the IPv4 address keep theirs.
+    assert "1 failures" in await cli("status", "--ip", "2001:db8:1:3::8")
+    assert "2 failures" in await cli("status", "--ip", "203.0.113.7")
+
+
+def test_cli_wants_one_identifier_or_one_valid_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BACKOFF_SECRET", "s")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    for argv in (
+        ["backoff", "status"],
+        ["backoff", "clear", "x@example.com", "--ip", "192.0.2.1"],
+        ["backoff", "status", "--ip", "not-an-address"],
+    ):
+        assert main(argv) == 2
+        assert "kratos-hooks backoff:" in capsys.readouterr().err
 
 
 def test_cli_refuses_without_the_servers_secret_or_redis(

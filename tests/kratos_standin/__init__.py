@@ -8,6 +8,7 @@ from .state import (
     LoginFlow,
     PasswordCredential,
     RecordedRequest,
+    SelfServiceFlow,
     SessionRecord,
     StandinState,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "PasswordCredential",
     "RecordedRequest",
     "SchemaMismatchError",
+    "SelfServiceFlow",
     "SessionRecord",
     "StandinState",
     "create_admin_app",

@@ -6,7 +6,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from .state import LoginFlow, PasswordCredential, SessionRecord, StandinState
+from .state import LoginFlow, PasswordCredential, SelfServiceFlow, SessionRecord, StandinState
 from .timefmt import rfc3339
 
 INVALID_CREDENTIALS_TEXT = (
@@ -159,22 +159,24 @@ def _stage_nodes(flow: LoginFlow) -> list[dict[str, Any]]:
     return [code, use]
 
 
-def login_flow(flow: LoginFlow, state: StandinState) -> dict[str, Any]:
-    nodes = []
+def _flow_ui(
+    flow: LoginFlow | SelfServiceFlow, action: str, nodes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A flow's ``ui``: the CSRF node for browsers, then ``nodes``, with the flow's messages."""
     if flow.type == "browser":
-        nodes.append(
-            _input("csrf_token", "default", "hidden", value=flow.csrf_token, required=True)
-        )
-    nodes += _stage_nodes(flow)
+        csrf = _input("csrf_token", "default", "hidden", value=flow.csrf_token, required=True)
+        nodes = [csrf, *nodes]
     for node in nodes:
         node["messages"] = copy.deepcopy(flow.node_messages.get(node["attributes"]["name"], []))
-    ui: dict[str, Any] = {
-        "action": f"{state.base_url}/self-service/login?flow={flow.id}",
-        "method": "POST",
-        "nodes": nodes,
-    }
+    ui: dict[str, Any] = {"action": action, "method": "POST", "nodes": nodes}
     if flow.messages:
         ui["messages"] = copy.deepcopy(flow.messages)
+    return ui
+
+
+def login_flow(flow: LoginFlow, state: StandinState) -> dict[str, Any]:
+    action = f"{state.base_url}/self-service/login?flow={flow.id}"
+    ui = _flow_ui(flow, action, _stage_nodes(flow))
     body: dict[str, Any] = {
         "id": flow.id,
         "organization_id": None,
@@ -198,6 +200,74 @@ def login_flow(flow: LoginFlow, state: StandinState) -> dict[str, Any]:
     if flow.transient_payload is not None:
         body["transient_payload"] = copy.deepcopy(flow.transient_payload)
     return body
+
+
+# --- registration, recovery and verification flows ----------------------------------
+CODE_SENT = {
+    "recovery": 1060003,
+    "verification": 1080003,
+}
+
+
+def code_sent(kind: str) -> dict[str, Any]:
+    return {
+        "id": CODE_SENT[kind],
+        "text": (
+            f"An email containing a {kind} code has been sent to the email address you "
+            "provided. If you have not received an email, check the spelling of the address "
+            "and make sure to use the address you registered with."
+        ),
+        "type": "info",
+    }
+
+
+def _kind_nodes(flow: SelfServiceFlow) -> list[dict[str, Any]]:
+    if flow.kind == "registration":
+        return [
+            _input(
+                "traits.email",
+                "default",
+                "email",
+                required=True,
+                autocomplete="email",
+                meta=_label(1070002, "E-Mail"),
+            ),
+            _input(
+                "password",
+                "password",
+                "password",
+                required=True,
+                autocomplete="new-password",
+                meta=_label(1070001, "Password"),
+            ),
+            _input(
+                "method", "password", "submit", value="password", meta=_label(1040001, "Sign up")
+            ),
+        ]
+    email = _input(
+        "email", "code", "email", required=True, autocomplete="email", meta=_label(1070007, "Email")
+    )
+    submit = _input("method", "code", "submit", value="code", meta=_label(1070005, "Submit"))
+    return [email, submit]
+
+
+def self_service_flow(flow: SelfServiceFlow, state: StandinState) -> dict[str, Any]:
+    action = f"{state.base_url}/self-service/{flow.kind}?flow={flow.id}"
+    ui = _flow_ui(flow, action, _kind_nodes(flow))
+    body: dict[str, Any] = {"id": flow.id}
+    if flow.kind == "registration":
+        body["organization_id"] = None
+    body |= {
+        "type": flow.type,
+        "expires_at": rfc3339(flow.expires_at),
+        "issued_at": rfc3339(flow.issued_at),
+        "request_url": flow.request_url,
+    }
+    if flow.return_to:
+        body["return_to"] = flow.return_to
+    if flow.state != "choose_method":
+        body["active"] = "code"
+    return body | {"ui": ui, "state": flow.state}
 
 
 # --- identities and sessions ------------------------------------------------------

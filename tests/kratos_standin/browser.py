@@ -50,6 +50,16 @@ def csrf_cookie(state: StandinState, token: bytes) -> str:
     )
 
 
+def ensure_csrf(request: web.Request, state: StandinState) -> tuple[bytes, list[str]]:
+    """The request's CSRF token, and the cookie to set when it had none (nosurf only mints
+    a cookie when the request lacks a valid one)."""
+    real = csrf_from_cookie(request, state)
+    if real is not None:
+        return real, []
+    real = csrf.new_token()
+    return real, [csrf_cookie(state, real)]
+
+
 def session_cookie(state: StandinState, session: SessionRecord) -> str:
     lifespan = int(state.session_lifespan.total_seconds())
     return set_cookie(

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from . import bodies, csrf
 from .browser import (
-    csrf_cookie,
     csrf_from_cookie,
+    ensure_csrf,
     first_stage,
     forward_error,
     get_state,
@@ -81,12 +81,7 @@ async def init_browser(request: web.Request) -> web.StreamResponse:
             return see_other(return_to or state.default_return_to)
         return forward_error(request, conflict)
 
-    # nosurf only mints a cookie when the request lacks a valid one.
-    real = csrf_from_cookie(request, state)
-    cookies: list[str] = []
-    if real is None:
-        real = csrf.new_token()
-        cookies.append(csrf_cookie(state, real))
+    real, cookies = ensure_csrf(request, state)
     flow = new_flow(
         request,
         state,

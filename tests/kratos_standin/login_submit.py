@@ -227,7 +227,7 @@ def _parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
     return fields
 
 
-async def _read_body(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> dict[str, Any]:
     content_type = request.content_type
     if content_type == "application/json":
         try:
@@ -307,7 +307,7 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
         return _expired(submit)
 
     try:
-        body = await _read_body(request)
+        body = await read_body(request)
         method = body.get("method")
         if flow.stage == "totp":
             if method == "totp":

@@ -10,6 +10,7 @@ from .keys import APP_NAME_KEY, STATE_KEY
 from .login import get_error, get_flow, init_api, init_browser
 from .login_submit import submit_login
 from .middleware import record_calls, render_errors
+from .self_service import add_routes as add_self_service_routes
 from .sessions import logout, logout_api, logout_browser, whoami
 from .state import StandinState
 
@@ -30,6 +31,7 @@ def create_public_app(state: StandinState) -> web.Application:
     router.add_get("/self-service/login/flows", get_flow, allow_head=False)
     router.add_post("/self-service/login", submit_login)
     router.add_get("/self-service/errors", get_error, allow_head=False)
+    add_self_service_routes(router)
     router.add_route("*", "/sessions/whoami", whoami)
     router.add_delete("/self-service/logout/api", logout_api)
     router.add_get("/self-service/logout/browser", logout_browser, allow_head=False)

@@ -23,6 +23,8 @@ LoginStyle = Literal["unified", "identifier_first"]
 # Which form a flow shows: password (unified), identifier-first step 1,
 # identifier-first step 2, or the second factor.
 FlowStage = Literal["password", "identifier", "identifier_password", "totp"]
+# The self-service flows besides login the stand-in knows.
+FlowKind = Literal["registration", "recovery", "verification"]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -99,6 +101,23 @@ class LoginFlow:
     transient_payload: dict[str, Any] | None = None
 
 
+@dataclass(slots=True)
+class SelfServiceFlow:
+    """A registration, recovery or verification flow (``state`` as Kratos names it)."""
+
+    kind: FlowKind
+    id: str
+    type: FlowType
+    issued_at: datetime
+    expires_at: datetime
+    request_url: str
+    csrf_token: str
+    return_to: str | None = None
+    state: str = "choose_method"
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    node_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
 def identifiers_from_traits(traits: object) -> list[str]:
     """The default identity schema marks ``traits.email`` as the password identifier."""
     if isinstance(traits, dict) and isinstance(traits.get("email"), str):
@@ -110,6 +129,9 @@ def identifiers_from_traits(traits: object) -> list[str]:
 class StandinState:
     public_base_url: str = "http://127.0.0.1:4433"
     login_ui_url: str = "http://127.0.0.1:3000/login"
+    registration_ui_url: str = "http://127.0.0.1:3000/registration"
+    recovery_ui_url: str = "http://127.0.0.1:3000/recovery"
+    verification_ui_url: str = "http://127.0.0.1:3000/verification"
     error_ui_url: str = "http://127.0.0.1:3000/error"
     default_return_to: str = "http://127.0.0.1:3000/"
     session_cookie_name: str = "ory_kratos_session"
@@ -129,6 +151,7 @@ class StandinState:
     passwords: dict[str, PasswordCredential] = field(default_factory=dict)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     flows: dict[str, LoginFlow] = field(default_factory=dict)
+    other_flows: dict[str, SelfServiceFlow] = field(default_factory=dict)
     flow_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     calls: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
@@ -150,6 +173,14 @@ class StandinState:
     @property
     def base_url(self) -> str:
         return self.public_base_url.rstrip("/")
+
+    def ui_url_of(self, kind: FlowKind) -> str:
+        urls = {
+            "registration": self.registration_ui_url,
+            "recovery": self.recovery_ui_url,
+            "verification": self.verification_ui_url,
+        }
+        return urls[kind]
 
     @property
     def csrf_cookie_name(self) -> str:
