@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from config.fields import setting
+from config.redact import mask_url_credentials
 
 DEFAULT_RESOLVE_QUERY = 'SELECT "id", "agentId" FROM "user" WHERE "authenticationID" = $1'
 FailurePolicy = Literal["allow", "interrupt"]
@@ -124,7 +125,8 @@ class HooksSettings:
         for name in ("platform_url", "platform_api_url"):
             url: str = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
-                raise ConfigError(f"HOOKS_{name.upper()}={url!r}: expected an http(s):// URL")
+                shown = mask_url_credentials(repr(url))
+                raise ConfigError(f"HOOKS_{name.upper()}={shown}: expected an http(s):// URL")
         if self.max_body_size < 1024 or self.budget <= 0 or self.publish_timeout <= 0:
             raise ConfigError(
                 "HOOKS_MAX_BODY_SIZE must be >= 1024, HOOKS_BUDGET and HOOKS_PUBLISH_TIMEOUT > 0"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
 
 T = TypeVar("T")
@@ -115,7 +116,7 @@ def _parser_for(tp: Any) -> Callable[[object], Any]:
 
 def _mask(value: object, secret: bool) -> str:
     if not secret:
-        return repr(value)
+        return mask_url_credentials(repr(value))
     return "'***'" if value else "''"
 
 
@@ -148,7 +149,8 @@ def _validate(settings: Settings) -> None:
         url: str = getattr(settings.kratos, name)
         if not url.startswith(("http://", "https://")):
             env = f"KRATOS_{name.upper()}"
-            raise ConfigError(f"{env}={url!r}: expected an http(s):// URL")
+            shown = mask_url_credentials(repr(url))
+            raise ConfigError(f"{env}={shown}: expected an http(s):// URL")
     prefix = settings.proxy.path_prefix
     if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
         raise ConfigError(
@@ -202,5 +204,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
                 shown = str(current)
             if f.metadata.get("secret"):
                 shown = "***" if current else "(unset)"
+            else:  # e.g. KRATOS_ADMIN_URL=https://user:password@kratos-admin
+                shown = mask_url_credentials(shown)
             rows.append((f.metadata["env"], f"[{section.name}] {f.name}", shown))
     return rows

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
 from handlers.health import Health
 from proxy.access_log import AccessLogger
 from proxy.app import build_apps
+from proxy.logs import server_logger
 
 log = logging.getLogger("kratos_hooks")
 
@@ -51,6 +53,7 @@ async def _listen(
         access_log=logging.getLogger("kratos_hooks.access") if settings.log.access_log else None,
         shutdown_timeout=settings.server.shutdown_timeout,
         handle_signals=False,
+        logger=server_logger(),
     )
     await runner.setup()
     reuse_port = settings.server.workers > 1 and hasattr(socket, "SO_REUSEPORT")
@@ -96,7 +99,7 @@ async def start(settings: Settings) -> Running:
         extra={
             "public": str(settings.server.public_listen),
             "internal": str(settings.server.internal_listen),
-            "kratos_public": settings.kratos.public_url,
+            "kratos_public": mask_url_credentials(settings.kratos.public_url),
             "pid": os.getpid(),
         },
     )

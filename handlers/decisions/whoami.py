@@ -88,6 +88,8 @@ class WhoamiClient:
             ) as response:
                 body = await response.read()
                 result = classify(response.status, body)
+            if result.verdict == "error":
+                log.warning("kratos whoami failed", extra={"http_status": response.status})
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("kratos whoami failed", extra={"error": type(exc).__name__})
             result = WhoamiResult("error")

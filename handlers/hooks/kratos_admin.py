@@ -114,7 +114,7 @@ class KratosAdmin:
     async def get_identity(self, identity_id: str) -> dict[str, Any]:
         status, document, _ = await self._call("GET", self._identity_url(identity_id))
         if status == 404:
-            raise IdentityGone(identity_id)
+            raise IdentityGone("HTTP 404")  # never the id: messages end up in logs
         if status != 200 or not isinstance(document, dict):
             raise AdminUnavailable(f"HTTP {status}")
         return document
@@ -124,7 +124,7 @@ class KratosAdmin:
             "PATCH", self._identity_url(identity_id), orjson.dumps(patch)
         )
         if status == 404:
-            raise IdentityGone(identity_id)
+            raise IdentityGone("HTTP 404")  # never the id: messages end up in logs
         if status != 200 or not isinstance(document, dict):
             raise AdminUnavailable(f"HTTP {status}")
         return document

@@ -47,3 +47,15 @@ BREAKER_STATE = Gauge(
 BREAKER_OPENED = Counter(
     "kratos_hooks_breaker_opened_total", "Times a circuit breaker opened, by dependency.", ["name"]
 )
+OUTBOX_ERRORS = Counter(
+    "kratos_hooks_outbox_errors_total",
+    "Outbox operations that failed, by backend (postgres, spool); a Postgres write that fails "
+    "goes to the spool, a spool write that fails is a 503 to Kratos.",
+    ["backend"],
+)
+RESERVATION_ERRORS = Counter(
+    "kratos_hooks_reservation_errors_total",
+    "Once-per-identity reservations Redis could not take or give back, by operation (reserve, "
+    "release); the outbox's unique key is the only guard meanwhile.",
+    ["operation"],
+)

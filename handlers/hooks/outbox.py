@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
+from handlers.hooks.metrics import OUTBOX_ERRORS
 from handlers.hooks.pg import create_pool
 
 Kind = Literal["event", "identity"]
@@ -170,6 +171,7 @@ class PostgresOutbox:
                 try:
                     pool = await create_pool(self.dsn, timeout=self.timeout)
                 except failures as exc:
+                    OUTBOX_ERRORS.labels(self.backend).inc()
                     raise OutboxUnavailable(type(exc).__name__) from exc
                 try:
                     async with pool.acquire(timeout=self.timeout) as conn:
@@ -178,6 +180,7 @@ class PostgresOutbox:
                             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.t)
                             await conn.execute(self._ddl())
                 except failures as exc:
+                    OUTBOX_ERRORS.labels(self.backend).inc()
                     await pool.close()
                     raise OutboxUnavailable(type(exc).__name__) from exc
                 self._pool = pool
@@ -204,6 +207,7 @@ class PostgresOutbox:
         try:
             return await getattr(pool, method)(sql, *args, timeout=self.timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            OUTBOX_ERRORS.labels(self.backend).inc()
             raise OutboxUnavailable(type(exc).__name__) from exc
 
     async def close(self) -> None:

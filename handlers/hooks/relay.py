@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import orjson
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_never,
     wait_exponential,
@@ -29,6 +30,7 @@ from handlers.hooks.outbox import Entry, Kind, Outbox, OutboxUnavailable, Stats
 from handlers.hooks.publisher import BrokerUnavailable, Publisher
 from handlers.hooks.resolvers import ResolutionFailed
 from handlers.hooks.sync import IdentitySync
+from proxy.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.relay")
 KINDS: tuple[Kind, ...] = ("event", "identity")
@@ -74,6 +76,7 @@ class Relay:
         self.retention = retention
         self.wake = asyncio.Event()
         self._last_housekeeping = 0.0
+        self._blocked_by = ""  # the outage being waited out, logged once when it starts
 
     def kick(self) -> None:
         self.wake.set()
@@ -103,13 +106,24 @@ class Relay:
                     + wait_random(0, 0.1),
                     sleep=self._sleep,
                     stop=stop_never,
+                    before_sleep=self._note_blocked,
                 ):
                     with attempt:
                         await self.drain()
+                        if self._blocked_by:
+                            log.info("outbox relay resumed", extra={"after": self._blocked_by})
+                            self._blocked_by = ""
             except Exception:
                 # A bug must not end the relay for the life of the process: log, go on.
                 log.exception("outbox relay pass failed")
             await self._sleep(self.interval)
+
+    def _note_blocked(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        reason = str(exc) if exc is not None else "blocked"
+        if reason != self._blocked_by:
+            self._blocked_by = reason
+            log.warning("outbox relay waiting for a dependency", extra={"reason": reason})
 
     async def drain(self) -> PassResult:
         """Claim due entries until none is left; raise ``Blocked`` on a common outage."""
@@ -190,8 +204,17 @@ class Relay:
             return True
         except (ResolutionFailed, AdminUnavailable) as exc:
             delay = retry_delay(entry.attempts, cap=self.max_backoff)
-            await self.outbox.retry_later(entry.key, delay, str(exc) or type(exc).__name__)
+            reason = str(exc) or type(exc).__name__
+            await self.outbox.retry_later(entry.key, delay, reason)
             METADATA_WRITES.labels("relay", "failed").inc()
+            log.warning(
+                "identity metadata still not written, retrying later",
+                extra={
+                    "identity": fingerprint(identity_id),
+                    "reason": reason,
+                    "retry_in_s": round(delay, 1),
+                },
+            )
             return False
         METADATA_WRITES.labels("relay", result.outcome).inc()
         return True

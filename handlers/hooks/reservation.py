@@ -12,6 +12,8 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from handlers.hooks.metrics import RESERVATION_ERRORS
+
 log = logging.getLogger("kratos_hooks.hooks.reservation")
 
 
@@ -27,6 +29,7 @@ class Reservations:
         try:
             return bool(await self.client.set(self.prefix + key, b"1", nx=True, ex=self.retention))
         except (RedisError, OSError) as exc:
+            RESERVATION_ERRORS.labels("reserve").inc()
             log.warning("reservation store unavailable", extra={"error": type(exc).__name__})
             return None
 
@@ -37,4 +40,5 @@ class Reservations:
         try:
             await self.client.delete(self.prefix + key)
         except (RedisError, OSError) as exc:
+            RESERVATION_ERRORS.labels("release").inc()
             log.warning("reservation not released", extra={"error": type(exc).__name__})

@@ -170,6 +170,11 @@ class ResolverChain:
                 reasons.append(f"{resolver.name}: {exc}")
                 continue
             RESOLUTIONS.labels(resolver.name, "found" if found else "not_found").inc()
+            if reasons:
+                log.warning(
+                    "resolver unavailable, the next one answered",
+                    extra={"reasons": reasons, "answered_by": resolver.name},
+                )
             return found
         if reasons:
             log.warning("no resolver could answer", extra={"reasons": reasons})

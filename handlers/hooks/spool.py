@@ -29,6 +29,7 @@ from typing import IO, Any, TypeVar
 
 import orjson
 
+from handlers.hooks.metrics import OUTBOX_ERRORS
 from handlers.hooks.outbox import Entry, Kind, OutboxUnavailable, Stats
 
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class SpoolOutbox:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, func, *args)
         except OSError as exc:
+            OUTBOX_ERRORS.labels(self.backend).inc()
             raise OutboxUnavailable(f"spool {exc.strerror or type(exc).__name__}") from exc
 
     # --- blocking helpers (executor only) -------------------------------------------------
@@ -232,6 +234,7 @@ class SpoolOutbox:
 
     async def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
+            OUTBOX_ERRORS.labels(self.backend).inc()
             raise OutboxUnavailable("spool is not open")
         await self._io(self._append, orjson.dumps(record) + b"\n")
         self._records += 1

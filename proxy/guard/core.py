@@ -121,19 +121,20 @@ class Guard:
         return RateWindow(key, limit, (index + 1) * window)
 
     # --- store access with the degraded modes ------------------------------------------
-    def _degraded(self, operation: str, exc: StoreUnavailable) -> MemoryStore:
+    def _store_failed(self, operation: str, exc: StoreUnavailable, mode: str) -> None:
+        """Count every failure; log the outage at most every ``WARN_EVERY`` seconds."""
         STORE_ERRORS.labels(operation).inc()
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY:
             self._warned_at = now
             log.warning(
                 "backoff store unavailable",
-                extra={
-                    "operation": operation,
-                    "error": str(exc),
-                    "mode": "fail-closed" if self.config.fail_closed else "in-process limiter",
-                },
+                extra={"operation": operation, "error": str(exc), "mode": mode},
             )
+
+    def _degraded(self, operation: str, exc: StoreUnavailable) -> MemoryStore:
+        mode = "fail-closed" if self.config.fail_closed else "in-process limiter"
+        self._store_failed(operation, exc, mode)
         if self.config.fail_closed:
             raise DependencyUnavailable(
                 "Sign-in is temporarily unavailable, please try again in a minute.",
@@ -170,10 +171,7 @@ class Guard:
         try:
             await attempt.store.settle(attempt.buckets, attempt.token, outcome, now)
         except StoreUnavailable as exc:
-            STORE_ERRORS.labels("settle").inc()
-            log.warning(
-                "backoff store unavailable", extra={"operation": "settle", "error": str(exc)}
-            )
+            self._store_failed("settle", exc, "in-process limiter")
             await self.fallback.settle(attempt.buckets, attempt.token, outcome, now)
         if outcome is Outcome.SUCCESS:
             RESETS.labels("login").inc()
@@ -206,16 +204,15 @@ class Guard:
         try:
             await self.store.remember_flow(key, until, now)
         except StoreUnavailable as exc:
-            STORE_ERRORS.labels("flow").inc()
-            log.warning("backoff store unavailable", extra={"operation": "flow", "error": str(exc)})
+            self._store_failed("flow", exc, "in-process limiter")
             await self.fallback.remember_flow(key, until, now)
 
     async def flow_lockout(self, flow_id: str) -> float | None:
         key, now = self.flow_key(flow_id), self.clock()
         try:
             until = await self.store.flow_lockout(key, now)
-        except StoreUnavailable:
-            STORE_ERRORS.labels("flow").inc()
+        except StoreUnavailable as exc:
+            self._store_failed("flow", exc, "in-process limiter")
             until = None
         return until if until is not None else await self.fallback.flow_lockout(key, now)
 

@@ -3,7 +3,8 @@
 A submission is read whole (bounded), judged, and only then forwarded — the same bytes,
 through the foundation's forwarder. Kratos' answer is read (bounded) to learn the outcome
 and then sent on unchanged: status, every header, every ``Set-Cookie``, the body bytes.
-Anything that is not an attempt (other methods, unreadable bodies, GETs) passes through.
+Anything that is not an attempt (other methods, other body types, GETs) passes through; a JSON
+body that does not parse is refused here (400, Kratos' error shape), never forwarded unjudged.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import orjson
 from aiohttp import ClientResponse, web
 from aiohttp.typedefs import Handler
 
-from proxy.errors import BodyTooLarge, DependencyUnavailable
+from proxy.errors import BadRequest, BodyTooLarge, DependencyUnavailable
 from proxy.forwarder import STREAM_CHUNK
 from proxy.guard.classify import (
     GUARDED_TYPES,
+    JSON,
     Submission,
     answers_json,
     classify,
@@ -132,13 +134,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             return await forwarder.handle(request)  # Kratos refuses such bodies unread
         raw = await read_bounded(request, guard.config.max_body)
         submission = parse_submission(content_type, raw)
+        if submission is None and media_type(content_type) == JSON:
+            # Never forwarded unjudged: a body this parser refuses but Kratos accepts (deeper
+            # nesting, invalid UTF-8 in some other field) would be a password check unguarded.
+            raise BadRequest("The request body is not a valid JSON object")
         subject = _subject(guard, request, submission, ip) if submission else None
         if subject is None:
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:
                 return await _blocked(request, guard, flow_id, as_json, verdict)
             return await _forward(request, raw)
         verdict, attempt = await guard.begin(subject, rate=rate)
-    except (BodyTooLarge, DependencyUnavailable) as exc:
+    except (BadRequest, BodyTooLarge, DependencyUnavailable) as exc:
         return refuse(exc, json_mode=as_json)
     if not verdict.allowed:
         return await _blocked(request, guard, flow_id, as_json, verdict)

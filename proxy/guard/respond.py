@@ -26,6 +26,7 @@ from proxy.guard.core import Guard
 from proxy.guard.policy import format_wait
 from proxy.headers import upstream_request_headers
 from proxy.keys import FORWARDER, KRATOS_PUBLIC, REQUEST_ID, SETTINGS
+from proxy.metrics import UPSTREAM_ERRORS
 
 log = logging.getLogger("kratos_hooks.guard")
 
@@ -102,7 +103,8 @@ async def fetch_flow(request: web.Request, kind: str, flow_id: str) -> dict[str,
                 return None
             body = await response.content.read(MAX_FLOW_BYTES + 1)
     except (ClientError, TimeoutError) as exc:
-        log.info("flow unavailable for a lockout answer", extra={"error": type(exc).__name__})
+        UPSTREAM_ERRORS.labels("timeout" if isinstance(exc, TimeoutError) else "connect").inc()
+        log.warning("flow unavailable for a lockout answer", extra={"error": type(exc).__name__})
         return None
     if len(body) > MAX_FLOW_BYTES:
         return None

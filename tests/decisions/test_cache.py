@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from handlers.decisions.session_cache import credential_key, purge_channel
 from tests.conftest import Kratos
 from tests.decisions.conftest import API, Decisions, DecisionsFactory, forwarded
+from tests.support.metrics import metric_total
 from tests.support.relay import FaultyRelay
 
 COOKIE = "ory_kratos_session"
+REDIS_ERRORS = "kratos_hooks_decisions_redis_errors_total"
+WHOAMI = "kratos_hooks_decisions_whoami_total"
 RelayFactory = Callable[[str, int], Awaitable[FaultyRelay]]
 
 
@@ -234,3 +241,54 @@ async def test_purges_missed_during_a_redis_outage_are_caught_up(
         return await status(http, d, **{"X-Session-Token": token}) == 401
 
     assert await eventually(logged_out, timeout=10)
+
+
+async def test_logout_during_a_redis_outage_still_closes_this_replicas_window(
+    start_decisions: DecisionsFactory,
+    relay_to: RelayFactory,
+    redis_prefix: str,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    relay = await relay_to("127.0.0.1", 6379)
+    d = await start_decisions(REDIS_URL=relay.url("redis", "/0"), REDIS_KEY_PREFIX=redis_prefix)
+    _, token, _ = d.user()
+    assert await status(http, d, **{"X-Session-Token": token}) == 200
+    relay.cut()
+    before = await metric_total(http, d.service.internal_url, REDIS_ERRORS)
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.decisions")
+    async with http.delete(
+        d.service.public_url + "/self-service/logout/api", json={"session_token": token}
+    ) as logout:
+        assert logout.status == 204  # Kratos' answer is relayed whatever Redis does
+    assert await status(http, d, **{"X-Session-Token": token}) == 401
+    assert await metric_total(http, d.service.internal_url, REDIS_ERRORS) > before
+    assert "logout purge not shared with other replicas" in [
+        r.getMessage() for r in caplog.records if r.name == "kratos_hooks.decisions"
+    ]
+
+
+async def test_kratos_answering_5xx_is_a_503_counted_and_logged(
+    start_decisions: DecisionsFactory,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": 500}}, status=500)
+
+    app = web.Application()
+    app.router.add_get("/sessions/whoami", broken)
+    kratos = TestServer(app, host="127.0.0.1")
+    await kratos.start_server()
+    try:
+        d = await start_decisions(KRATOS_PUBLIC_URL=str(kratos.make_url("")).rstrip("/"))
+        errors = {"result": "error"}
+        before = await metric_total(http, d.service.internal_url, WHOAMI, **errors)
+        caplog.set_level(logging.WARNING, logger="kratos_hooks.decisions")
+        assert await status(http, d, **{"X-Session-Token": "ory_st_anything"}) == 503
+        assert await metric_total(http, d.service.internal_url, WHOAMI, **errors) == before + 1
+        ours = [r for r in caplog.records if r.name == "kratos_hooks.decisions"]
+        failures = [r for r in ours if r.getMessage() == "kratos whoami failed"]
+        assert [r.__dict__.get("http_status") for r in failures] == [500]
+    finally:
+        await kratos.close()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from tests.decisions.conftest import API, Decisions, DecisionsFactory, forwarded
+from tests.support.metrics import metric_total
+from tests.support.relay import FaultyRelay
+
+REDIS_ERRORS = "kratos_hooks_decisions_redis_errors_total"
 
 RULES = """
 [webhooks.corp]
@@ -263,3 +268,26 @@ async def test_webhook_over_mtls_with_a_private_ca(
         assert await ask(http, d, "/public-ca") == 403  # the private CA is not trusted by default
     finally:
         await server.close()
+
+
+async def test_rate_limit_counts_locally_while_redis_is_down(
+    webhook: Webhook,
+    rules_file: Path,
+    start_decisions: DecisionsFactory,
+    relay_to: Callable[[str, int], Awaitable[FaultyRelay]],
+    redis_prefix: str,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rules_file.write_text(RULES.format(url=webhook.url))
+    redis = await relay_to("127.0.0.1", 6379)
+    d = await start_decisions(REDIS_URL=redis.url("redis", "/0"), REDIS_KEY_PREFIX=redis_prefix)
+    redis.cut()
+    before = await metric_total(http, d.service.internal_url, REDIS_ERRORS)
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.decisions")
+    # Neither fail-closed (everyone refused) nor unlimited: this replica counts on its own.
+    assert [await ask(http, d, "/limited/x") for _ in range(4)] == [200, 200, 200, 429]
+    assert await metric_total(http, d.service.internal_url, REDIS_ERRORS) >= before + 4
+    assert "rate limit counted locally" in [
+        r.getMessage() for r in caplog.records if r.name == "kratos_hooks.decisions"
+    ]

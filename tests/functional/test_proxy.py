@@ -305,6 +305,32 @@ async def test_access_log_carries_no_secret(
     assert not [line for line in lines for s in secret_values if s in line]
 
 
+MALFORMED = [  # each quotes a secret in the bytes aiohttp's parser complains about
+    "GET / HTTP/1.1\r\nHost: h\r\nCookie: ory_kratos_session=cookie-s3cr3t\x01",
+    "GET /?token=query-s3cr3t\x01 HTTP/1.1\r\nHost: h",
+    "GET / HTTP/1.1\r\nHost: h\r\nX-Session Token: header-s3cr3t",
+    "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer ory_st_bearer-s3cr3t\x7f",
+]
+
+
+async def test_malformed_requests_are_logged_without_their_bytes(
+    proxy: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    from proxy.logs import JsonFormatter
+
+    caplog.set_level(logging.DEBUG)
+    for port in (proxy.running.public_port, proxy.running.internal_port):
+        for head in MALFORMED:
+            answer = await raw_request(port, head + "\r\nConnection: close")
+            assert answer.status == 400
+    formatter = JsonFormatter()
+    lines = [formatter.format(record) for record in caplog.records]
+    assert not [line for line in lines if "s3cr3t" in line]
+    refused = [r for r in caplog.records if r.getMessage() == "malformed request refused"]
+    assert len(refused) == 2 * len(MALFORMED)
+    assert all(r.levelname == "INFO" and r.__dict__["status"] == 400 for r in refused)
+
+
 async def test_metrics_and_readiness(service: Service, http: aiohttp.ClientSession) -> None:
     async with http.get(service.public_url + "/sessions/whoami") as response:
         assert response.status == 401

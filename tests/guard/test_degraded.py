@@ -9,7 +9,16 @@ import aiohttp
 import pytest
 
 from tests.conftest import Kratos, ServiceFactory
-from tests.guard.client import PASSWORD, api_flow, browser_flow, lockout_messages, start, submit
+from tests.guard.client import (
+    PASSWORD,
+    api_flow,
+    browser_flow,
+    fetch_flow,
+    lockout_messages,
+    start,
+    submit,
+)
+from tests.support.metrics import metric_total
 from tests.support.relay import FaultyRelay
 
 LOGIN = "/self-service/login"
@@ -155,3 +164,52 @@ async def test_without_a_secret_one_is_generated_and_the_operator_warned(
     flow = await api_flow(http, svc.public_url)
     await submit(http, svc.public_url, flow, "ivan@example.com")
     assert lockout_messages((await submit(http, svc.public_url, flow, "ivan@example.com")).json())
+
+
+async def test_flow_fetch_during_an_outage_passes_through_counted_and_logged(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    relay_to: RelayTo,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    relay = await relay_to("127.0.0.1", 6379)
+    svc = await start(start_service, kratos, relay.url("redis", "/0"), redis_prefix)
+    flow = await api_flow(http, svc.public_url)
+    before = await store_errors(http, svc.internal_url)
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.guard")
+    relay.cut()
+    answer = await fetch_flow(http, svc.public_url, flow)
+    assert answer.status == 200 and answer.json()["id"] == flow.id  # fail-open: Kratos' flow
+    assert await store_errors(http, svc.internal_url) > before
+    outages = [r for r in caplog.records if r.getMessage() == "backoff store unavailable"]
+    assert [r.__dict__["operation"] for r in outages] == ["flow"]
+
+
+async def test_lockout_answer_without_kratos_is_kratos_shaped_counted_and_logged(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    relay_to: RelayTo,
+    redis_url: str,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host, port = kratos.public_url.removeprefix("http://").split(":")
+    relay = await relay_to(host, int(port))
+    env = {"KRATOS_PUBLIC_URL": relay.url("http"), "BACKOFF_PAIR_FREE": "1"}
+    svc = await start(start_service, kratos, redis_url, redis_prefix, **env)
+    flow = await api_flow(http, svc.public_url)
+    await submit(http, svc.public_url, flow, "alice@example.com")  # the one free failure
+    before = await metric_total(http, svc.internal_url, "kratos_hooks_upstream_errors_total")
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.guard")
+    relay.cut()
+    blocked = await submit(http, svc.public_url, flow, "alice@example.com")
+    assert blocked.status == 429 and blocked.headers["Retry-After"]
+    assert blocked.json()["error"]["id"] == "login_backoff"  # no flow to show: the error shape
+    after = await metric_total(http, svc.internal_url, "kratos_hooks_upstream_errors_total")
+    assert after == before + 1
+    assert [r.getMessage() for r in caplog.records if r.name == "kratos_hooks.guard"] == [
+        "flow unavailable for a lockout answer"
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 import orjson
 
@@ -122,3 +124,27 @@ async def test_compatibility_endpoints_require_the_hook_credentials_when_set(
         assert response.status == 401
     async with http.post(before, json=body, headers={"X-Kratos-Hooks-Key": "k2"}) as response:
         assert response.status == 200
+
+
+async def test_compatibility_endpoints_bound_their_bodies(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    svc = await start(start_service, kratos, redis_url, redis_prefix, MAX_BODY_SIZE="2048")
+    before = f"{svc.internal_url}{BASE}/before-login"
+    padded = b'{"identifier": "x@example.com", "pad": "' + b"y" * 4096 + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for start_at in range(0, len(padded), 512):
+            yield padded[start_at : start_at + 512]
+
+    for body in (padded, chunks()):
+        async with http.post(before, data=body) as response:
+            assert response.status == 413
+            assert (await response.json())["error"]["code"] == 413
+    async with http.post(before, json={"identifier": "x@example.com"}) as response:
+        assert response.status == 200  # a call within the bound is still served
+        assert (await response.json())["allowed"] is True

@@ -4,6 +4,7 @@ reaches Kratos (its call counter) and what the caller sees."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
@@ -359,3 +360,59 @@ async def test_a_native_app_posting_a_form_gets_its_flow_not_a_redirect(
     validate("loginFlow", answer.json())
     assert lockout_messages(answer.json())
     assert reached(kratos) == 1
+
+
+NESTED = b"[" * 1100 + b"]" * 1100
+
+
+async def test_json_the_guard_cannot_read_is_refused_never_forwarded_unjudged(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # Go's decoder takes all of these (deeper nesting, invalid UTF-8, lone surrogates) and
+    # would check the password; forwarded unparsed, they would be attempts the guard never saw.
+    fields = b'"method":"password","identifier":"alice@example.com","password":"wrong"'
+    bodies = [
+        b"{" + fields + b',"transient_payload":' + NESTED + b"}",
+        b"{" + fields + b',"csrf_token":"\xff"}',
+        b"{" + fields + b',"csrf_token":"\\ud800"}',
+        b"[" + fields.replace(b":", b",") + b"]",
+        b"{",
+        b"",
+    ]
+    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    flow = await api_flow(http, svc.public_url)
+    url = f"{svc.public_url}{LOGIN}?flow={flow.id}"
+    for body in bodies:
+        async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 400, body[:40]
+            error = (await r.json())["error"]
+        assert error["code"] == 400 and error["id"] == "bad_request"
+    assert reached(kratos) == 0
+
+
+async def test_an_oversized_chunked_submission_is_refused_unforwarded(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_MAX_BODY="2048")
+    flow = await api_flow(http, svc.public_url)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the bytes are counted
+        yield b'{"method":"password","identifier":"a@example.com","password":"x","pad":"'
+        for _ in range(8):
+            yield b"y" * 512
+        yield b'"}'
+
+    url = f"{svc.public_url}{LOGIN}?flow={flow.id}"
+    headers = {"Content-Type": "application/json"}
+    async with http.post(url, data=chunks(), headers=headers) as response:
+        assert response.status == 413
+        assert (await response.json())["error"]["id"] == "request_too_large"
+    assert reached(kratos) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -10,11 +11,14 @@ import aiohttp
 import orjson
 import pytest
 
+from proxy.logs import JsonFormatter
 from tests.conftest import Kratos
 from tests.hooks.conftest import HEADER, HooksFactory, Platform, UserTable, wait_until
+from tests.support.metrics import metric_total
 from tests.support.relay import FaultyRelay
 
 URL = "/hooks/kratos/identity"
+RESOLUTIONS = "kratos_hooks_identity_resolutions_total"
 
 
 def patches(kratos: Kratos, identity_id: str) -> list[Any]:
@@ -134,6 +138,7 @@ async def test_postgres_down_falls_back_to_the_platform_api(
     platform: Platform,
     relay_to: Any,
     database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pg: FaultyRelay = await relay_to("127.0.0.1", 5432)
     pg.cut()
@@ -143,6 +148,7 @@ async def test_postgres_down_falls_back_to_the_platform_api(
         HOOKS_PLATFORM_DATABASE_URL=dsn,
         HOOKS_PLATFORM_API_URL=platform.url,
     )
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.hooks")
     identity = kratos.state.add_identity("eve@example.org", "pw")
     platform.state.users[identity["id"]] = ("user-1", "agent-1")
     platform.state.fail_next = 1  # a 503 first: retried by aiohttp-retry
@@ -157,6 +163,12 @@ async def test_postgres_down_falls_back_to_the_platform_api(
     }
     report = await ready(http, svc.internal_url)
     assert report["checks"]["hooks_dependencies"]["postgres"]["status"] == "degraded"
+    unavailable = {"resolver": "postgres", "result": "unavailable"}
+    assert await metric_total(http, svc.internal_url, RESOLUTIONS, **unavailable) >= 1
+    fallbacks = [r for r in caplog.records if r.name == "kratos_hooks.hooks.resolvers"]
+    assert [(r.getMessage(), r.__dict__["answered_by"]) for r in fallbacks] == [
+        ("resolver unavailable, the next one answered", "api")
+    ]
 
 
 async def test_api_404_is_not_found(
@@ -211,7 +223,11 @@ async def test_breaker_opens_on_a_failing_api_and_closes_after_cooldown(
 
 
 async def test_allow_policy_answers_200_and_the_relay_repairs_later(
-    hooks_service: HooksFactory, kratos: Kratos, http: aiohttp.ClientSession, platform: Platform
+    hooks_service: HooksFactory,
+    kratos: Kratos,
+    http: aiohttp.ClientSession,
+    platform: Platform,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     svc = await hooks_service(
         wait_for_broker=False,
@@ -219,9 +235,10 @@ async def test_allow_policy_answers_200_and_the_relay_repairs_later(
         HOOKS_HTTP_ATTEMPTS="1",
         HOOKS_BREAKER_FAILURES="50",
     )
+    caplog.set_level(logging.DEBUG)
     identity = kratos.state.add_identity("later@example.org", "pw")
     platform.state.users[identity["id"]] = ("user-l", "agent-l")
-    platform.state.fail_next = 1
+    platform.state.fail_next = 2  # the hook's call, then the relay's first retry
     assert await post(http, svc.internal_url, {"identity_id": identity["id"]}) == (
         200,
         {"status": "retry_later"},
@@ -233,6 +250,13 @@ async def test_allow_policy_answers_200_and_the_relay_repairs_later(
 
     assert await wait_until(repaired, timeout=15)
     assert len(patches(kratos, identity["id"])) == 1
+    ours = [r for r in caplog.records if r.name.startswith("kratos_hooks")]
+    messages = [r.getMessage() for r in ours]
+    assert "identity metadata not written" in messages  # the hook's failure
+    assert "identity metadata still not written, retrying later" in messages  # the relay's
+    # Identity ids are fingerprinted in every line, never logged raw.
+    formatter = JsonFormatter()
+    assert not [r for r in ours if identity["id"] in formatter.format(r)]
 
 
 async def test_interrupt_policy_answers_kratos_messages(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ import redis.asyncio as aioredis
 from config.hooks import HooksSettings
 from tests.conftest import Kratos
 from tests.hooks.conftest import HEADER, Consumer, HooksFactory, wait_until
+from tests.support.metrics import metric_total
 from tests.support.relay import FaultyRelay
 
 URL = "/hooks/kratos/verification"
+OUTBOX_ERRORS = "kratos_hooks_outbox_errors_total"
 
 
 def jsonnet_payload(identity_id: str) -> dict[str, str]:
@@ -210,7 +213,9 @@ async def test_broker_outage_goes_to_outbox_and_is_delivered_once_when_back(
     relay_to: Any,
     database_url: str,
     backend: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="kratos_hooks.hooks.relay")
     broker: FaultyRelay = await relay_to("127.0.0.1", 5672)
     env = {"RABBITMQ_URL": broker.url("amqp", "/", "guest:guest")}
     if backend == "postgres":
@@ -246,6 +251,12 @@ async def test_broker_outage_goes_to_outbox_and_is_delivered_once_when_back(
         return (await ready(http, svc.internal_url))[1]["checks"]["hooks_outbox"]["pending"] == 0
 
     assert await wait_until(drained)
+    relay_lines = [r for r in caplog.records if r.name == "kratos_hooks.hooks.relay"]
+    messages = [r.getMessage() for r in relay_lines]
+    assert messages[0] == "outbox relay waiting for a dependency"
+    assert relay_lines[0].__dict__["reason"] == "broker: not connected"
+    assert messages[-1] == "outbox relay resumed"
+    assert len(messages) <= 4  # per change of cause, never once per backed-off pass
     # Delivered exactly once, and remembered: a late retry by Kratos publishes nothing.
     assert (await post(http, svc.internal_url, jsonnet_payload(identity_id)))[1] == {
         "status": "duplicate"
@@ -311,6 +322,7 @@ async def test_database_down_keeps_the_event_in_the_local_spool(
     http: aiohttp.ClientSession,
     relay_to: Any,
     database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pg: FaultyRelay = await relay_to("127.0.0.1", 5432)
     broker: FaultyRelay = await relay_to("127.0.0.1", 5672)
@@ -321,11 +333,17 @@ async def test_database_down_keeps_the_event_in_the_local_spool(
     )
     pg.cut()
     broker.cut()
+    before = await metric_total(http, svc.internal_url, OUTBOX_ERRORS, backend="postgres")
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.hooks")
     identity_id = str(uuid.uuid4())
     assert await post(http, svc.internal_url, jsonnet_payload(identity_id)) == (
         200,
         {"status": "queued"},
     )
+    assert await metric_total(http, svc.internal_url, OUTBOX_ERRORS, backend="postgres") > before
+    assert "outbox database unavailable: entry kept in the local spool" in [
+        r.getMessage() for r in caplog.records if r.name.startswith("kratos_hooks")
+    ]
     assert await post(http, svc.internal_url, jsonnet_payload(identity_id)) == (
         200,
         {"status": "duplicate"},
@@ -363,3 +381,31 @@ async def test_no_durable_store_answers_503_and_gives_the_reservation_back(
     async with aioredis.from_url(redis_url) as client:
         assert [k async for k in client.scan_iter(match=f"{redis_prefix}*")] == []
     assert await consumer.drain(want=0, timeout=0.3, settle=0.3) == []
+
+
+async def test_redis_down_leaves_the_outbox_key_as_the_once_per_identity_guard(
+    hooks_service: HooksFactory,
+    consumer: Consumer,
+    http: aiohttp.ClientSession,
+    relay_to: Any,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redis: FaultyRelay = await relay_to("127.0.0.1", 6379)
+    svc = await hooks_service(REDIS_URL=redis.url("redis", "/0"), REDIS_KEY_PREFIX=redis_prefix)
+    redis.cut()
+    errors = "kratos_hooks_reservation_errors_total"
+    before = await metric_total(http, svc.internal_url, errors, operation="reserve")
+    caplog.set_level(logging.WARNING, logger="kratos_hooks.hooks.reservation")
+    identity_id = str(uuid.uuid4())
+    assert await post(http, svc.internal_url, jsonnet_payload(identity_id)) == (
+        200,
+        {"status": "published"},
+    )
+    assert (await post(http, svc.internal_url, jsonnet_payload(identity_id)))[1] == {
+        "status": "duplicate"
+    }
+    assert await metric_total(http, svc.internal_url, errors, operation="reserve") == before + 1
+    reservations = [r for r in caplog.records if r.name == "kratos_hooks.hooks.reservation"]
+    assert [r.getMessage() for r in reservations] == ["reservation store unavailable"]
+    assert await consumer.drain(want=1, settle=0.5) == [expected_envelope(identity_id)]

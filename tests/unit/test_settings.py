@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import sys
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -11,6 +14,7 @@ from config import ConfigError, ListenAddress, describe, load_settings
 from proxy.access_log import redact_query
 from proxy.cli import main
 from proxy.forwarder import strip_prefix
+from proxy.logs import ConsoleFormatter, JsonFormatter
 
 
 def test_defaults_without_file_or_env() -> None:
@@ -117,6 +121,54 @@ def test_strip_prefix(raw: str, prefix: str, expected: str | None) -> None:
 def test_sensitive_query_values_are_redacted_in_logs() -> None:
     assert redact_query("token=abc&return_to=%2Fhome") == "token=%2A%2A%2A&return_to=%2Fhome"
     assert "s3cret" not in redact_query("flow=1&code=s3cret")
+    # Kratos' session-token exchange codes, and a return_to carrying the app's own token.
+    assert "s3cret" not in redact_query("init_code=s3cret-1&return_to_code=s3cret-2&flow=1")
+    nested = "return_to=" + quote("https://app.example/cb?token=s3cret&tab=2", safe="")
+    shown = unquote(unquote(redact_query(nested)))
+    assert "s3cret" not in shown and shown.startswith("return_to=https://app.example/cb?")
+    assert "tab=2" in shown
+    deeper = "return_to=" + quote("https://a.example/?next=https://b.example/?code=s3cret", safe="")
+    assert "s3cret" not in unquote(unquote(unquote(redact_query(deeper))))
+    assert redact_query("return_to=http://[s3cret") == "return_to=%2A%2A%2A"  # never raises
+
+
+def test_config_check_and_errors_mask_credentials_inside_urls(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KRATOS_ADMIN_URL", "https://kh:admin-s3cret@kratos-admin:4434")
+    monkeypatch.setenv("HOOKS_PLATFORM_API_URL", "https://api-t0ken-s3cret@platform.example")
+    assert main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert "https://kh:***@kratos-admin:4434" in out and "https://***@platform.example" in out
+    for env in (
+        {"KRATOS_PUBLIC_URL": "ftp://u:pub-s3cret@kratos"},
+        {"HOOKS_PLATFORM_URL": "ftp://u:pf-s3cret@platform"},
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_settings(env=env)
+        assert "s3cret" not in str(info.value) and "u:***@" in str(info.value)
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), ConsoleFormatter()])
+def test_log_lines_never_carry_a_password_inside_a_url(formatter: logging.Formatter) -> None:
+    try:
+        raise ConnectionError("cannot reach amqp://guest:amqp-s3cret@broker:5672/")
+    except ConnectionError:
+        record = logging.getLogger("kratos_hooks.test").makeRecord(
+            "kratos_hooks.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "connect to %s failed",
+            ("redis://:redis-s3cret@cache:6379/0",),
+            sys.exc_info(),
+            extra={"dsn": "postgresql://kh:pg-s3cret@db/kh", "reasons": ["https://t0k-s3cret@x"]},
+        )
+    line = formatter.format(record)
+    assert "s3cret" not in line
+    assert "redis://:***@cache" in line and "amqp://guest:***@broker" in line
+    assert "postgresql://kh:***@db" in line and "https://***@x" in line
 
 
 def test_shipped_example_config_loads() -> None:
