@@ -107,26 +107,39 @@ def answers_json(content_type: str | None, accept: str | None, has_cookies: bool
 # --- the submission --------------------------------------------------------------------
 
 
-def _form_fields(content_type: str, raw: bytes) -> dict[str, str]:
-    kind = media_type(content_type)
-    if kind == FORM:
-        fields: dict[str, str] = {}
-        for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
-            fields.setdefault(name, value)  # Go's Form.Get: the first value wins
-        return fields
+# The fields that say whose attempt it is and whether it carries a secret. A form that sends
+# one of them twice with different values is refused: which copy Kratos reads is its parser's
+# business, and a guard that judged the other one could be steered by a decoy. (The same value
+# twice — a hidden input beside its submit button — is harmless.)
+JUDGED_FIELDS = frozenset({"method", "identifier", "password_identifier", *SECRET_FIELDS.values()})
+
+
+def _pairs(content_type: str, raw: bytes) -> Iterator[tuple[str, str]]:
+    if media_type(content_type) == FORM:
+        yield from parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        return
     head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
-    fields = {}
     if not message.is_multipart():
-        return fields
+        return
     for part in message.iter_parts():
-        param = part.get_param("name", header="content-disposition")
-        if not isinstance(param, str) or part.get_filename() is not None:
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
             continue
-        name = param
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            fields.setdefault(name, payload.decode("utf-8", "replace"))
+            yield name, payload.decode("utf-8", "replace")
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, str]:
+    """The fields of a form body; ValueError when a judged field comes with two values."""
+    fields: dict[str, str] = {}
+    for name, value in _pairs(content_type, raw):
+        if name in fields:
+            if name in JUDGED_FIELDS and fields[name] != value:
+                raise ValueError(f"the field {name!r} is sent with two values")
+            continue  # Go's Form.Get: the first value wins
+        fields[name] = value
     return fields
 
 
@@ -136,8 +149,8 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
 
 
 def parse_submission(content_type: str | None, raw: bytes) -> Submission | None:
-    """The method, identifier and whether a secret was sent; None when unreadable (Kratos
-    will answer 400 on its own and nothing was checked)."""
+    """The method, identifier and whether a secret was sent; None when the body cannot be
+    judged (unreadable JSON, a judged form field sent twice): the caller refuses it."""
     kind = media_type(content_type)
     try:
         if kind == JSON:

@@ -3,8 +3,9 @@
 A submission is read whole (bounded), judged, and only then forwarded — the same bytes,
 through the foundation's forwarder. Kratos' answer is read (bounded) to learn the outcome
 and then sent on unchanged: status, every header, every ``Set-Cookie``, the body bytes.
-Anything that is not an attempt (other methods, other body types, GETs) passes through; a JSON
-body that does not parse is refused here (400, Kratos' error shape), never forwarded unjudged.
+Anything that is not an attempt (other methods, other body types, GETs) passes through; a body
+that cannot be judged (JSON that does not parse, a form sending a login field twice with
+different values) is refused here (400, Kratos' error shape), never forwarded unjudged.
 """
 
 from __future__ import annotations
@@ -134,10 +135,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             return await forwarder.handle(request)  # Kratos refuses such bodies unread
         raw = await read_bounded(request, guard.config.max_body)
         submission = parse_submission(content_type, raw)
-        if submission is None and media_type(content_type) == JSON:
+        if submission is None:
             # Never forwarded unjudged: a body this parser refuses but Kratos accepts (deeper
-            # nesting, invalid UTF-8 in some other field) would be a password check unguarded.
-            raise BadRequest("The request body is not a valid JSON object")
+            # nesting, invalid UTF-8, a field sent twice) would be a password check unguarded.
+            raise BadRequest(
+                "The request body is not a valid JSON object"
+                if media_type(content_type) == JSON
+                else "The form sends a login field twice with different values"
+            )
         subject = _subject(guard, request, submission, ip) if submission else None
         if subject is None:
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:

@@ -394,6 +394,30 @@ async def test_json_the_guard_cannot_read_is_refused_never_forwarded_unjudged(
     assert reached(kratos) == 0
 
 
+async def test_a_form_naming_two_accounts_is_refused_never_forwarded(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # A decoy identifier beside the real one must not let an attacker choose which account
+    # the guard counts while Kratos checks the other.
+    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    flow = await api_flow(http, svc.public_url)
+    body = (
+        "method=password&identifier=decoy%40example.com&identifier=alice%40example.com&password=x"
+    )
+    async with http.post(
+        f"{svc.public_url}{LOGIN}?flow={flow.id}",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+    ) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["id"] == "bad_request"
+    assert reached(kratos) == 0
+
+
 async def test_an_oversized_chunked_submission_is_refused_unforwarded(
     kratos: Kratos,
     start_service: ServiceFactory,
