@@ -17,6 +17,7 @@ from aiohttp import web
 from handlers.decisions.authenticators import cookie_value
 from handlers.decisions.purge import publish_purge
 from handlers.decisions.session_cache import credential_key
+from proxy.bodies import SMALL_BODY, read_bounded
 from proxy.keys import FORWARDER, REDIS, SETTINGS
 from proxy.logs import fingerprint
 
@@ -60,7 +61,7 @@ async def _purge(request: web.Request, secret: str) -> None:
 
 async def api_logout(request: web.Request) -> web.StreamResponse:
     forwarder = request.app[FORWARDER]
-    body = await request.read()  # bounded by client_max_size; the forwarder needs it again
+    body = await read_bounded(request, SMALL_BODY)  # a token; the forwarder sends it again
     token = token_from_body(body)
     async with forwarder.exchange(request, body=body) as upstream:
         if upstream.status == 204 and token:

@@ -20,7 +20,8 @@ from aiohttp import web
 from handlers.hooks.auth import ENABLING_SETTINGS, check
 from handlers.hooks.keys import CREDENTIALS
 from handlers.hooks.metrics import HOOK_LATENCY, HOOK_REQUESTS
-from proxy.errors import BadRequest, BodyTooLarge, KratosHooksError, Unauthorized
+from proxy.bodies import read_bounded
+from proxy.errors import BadRequest, KratosHooksError, Unauthorized
 from proxy.keys import ROUTE, SETTINGS
 
 log = logging.getLogger("kratos_hooks.hooks")
@@ -51,20 +52,6 @@ class Call:
 
 Answer = tuple[web.StreamResponse, str]
 HookHandler = Callable[[web.Request, Call], Awaitable[Answer]]
-
-
-async def read_bounded(request: web.Request, limit: int) -> bytes:
-    """The body, refusing early on Content-Length and counting bytes when it is absent."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"The request body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"The request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _authenticate(request: web.Request) -> None:

@@ -18,8 +18,8 @@ import orjson
 from aiohttp import ClientResponse, web
 from aiohttp.typedefs import Handler
 
+from proxy.bodies import read_bounded
 from proxy.errors import BadRequest, BodyTooLarge, DependencyUnavailable
-from proxy.forwarder import STREAM_CHUNK
 from proxy.guard.classify import (
     GUARDED_TYPES,
     JSON,
@@ -43,19 +43,6 @@ log = logging.getLogger("kratos_hooks.guard")
 
 # Kratos' login answers are a flow or a session: small. A larger body is relayed unread.
 MAX_ANSWER = 1024 * 1024
-
-
-async def read_bounded(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"The login submission exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(STREAM_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"The login submission exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def read_answer(upstream: ClientResponse, limit: int) -> tuple[bytes, bool]:
@@ -133,7 +120,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:
                 return await _blocked(request, guard, flow_id, as_json, verdict)
             return await forwarder.handle(request)  # Kratos refuses such bodies unread
-        raw = await read_bounded(request, guard.config.max_body)
+        raw = await read_bounded(request, guard.config.max_body, "The login submission")
         submission = parse_submission(content_type, raw)
         if submission is None:
             # Never forwarded unjudged: a body this parser refuses but Kratos accepts (deeper
@@ -143,7 +130,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                 if media_type(content_type) == JSON
                 else "The form sends a login field twice with different values"
             )
-        subject = _subject(guard, request, submission, ip) if submission else None
+        subject = _subject(guard, request, submission, ip)
         if subject is None:
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:
                 return await _blocked(request, guard, flow_id, as_json, verdict)

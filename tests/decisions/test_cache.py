@@ -150,6 +150,20 @@ async def test_failed_logout_purges_nothing(
     assert await status(http, decisions, **{"X-Session-Token": token}) == 200
 
 
+async def test_an_oversized_logout_body_is_refused_unforwarded(
+    decisions: Decisions, http: aiohttp.ClientSession
+) -> None:
+    _, token, _ = decisions.user()
+    async with http.delete(
+        decisions.service.public_url + "/self-service/logout/api",
+        json={"session_token": token, "pad": "x" * 70_000},
+    ) as logout:
+        assert logout.status == 413
+        assert (await logout.json())["error"]["code"] == 413
+    assert decisions.kratos.state.count("DELETE", "/self-service/logout/api") == 0
+    assert await status(http, decisions, **{"X-Session-Token": token}) == 200  # still signed in
+
+
 async def test_other_replicas_hear_the_purge(
     decisions_redis: Decisions, redis_url: str, redis_prefix: str, http: aiohttp.ClientSession
 ) -> None:
