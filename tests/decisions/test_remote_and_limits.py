@@ -206,7 +206,7 @@ def _openssl(*args: str, cwd: Path) -> None:
 def pki(tmp_path: Path) -> Path:
     """A private CA, a server certificate for 127.0.0.1 and a client certificate."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        pytest.fail("openssl is not installed: the mTLS tests need it to make certificates")
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
              "-subj", "/CN=kh-test-ca", cwd=tmp_path)  # fmt: skip
