@@ -39,6 +39,7 @@ from proxy.guard.install import guard_context
 from proxy.guard.keys import GUARD
 from proxy.guard.metrics import AFTER_LOGIN_LOOKUPS
 from proxy.guard.respond import lockout_message, seconds
+from proxy.guard.store import FlowHold
 from proxy.keys import ROUTE, SETTINGS
 from proxy.logs import fingerprint
 
@@ -104,7 +105,8 @@ async def before_login(request: web.Request) -> web.Response:
         return web.json_response({"allowed": True, "retry_after_seconds": 0})
     wait = seconds(verdict.retry_after)
     if flow_id:
-        await guard.remember_flow(flow_id, guard.clock() + wait)
+        hold = FlowHold(guard.clock() + wait, rate=verdict.bucket == "rate")
+        await guard.remember_flow(flow_id, hold)
     reason = "ip" if verdict.bucket in ("ip", "rate") else "identifier"
     return web.json_response(
         {

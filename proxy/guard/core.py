@@ -23,7 +23,14 @@ from proxy.guard.classify import back_to_flow
 from proxy.guard.identity import Keyer, address_group, normalise_identifier
 from proxy.guard.metrics import ATTEMPTS, BLOCKS, RESETS, STORE_ERRORS, WAITS
 from proxy.guard.policy import Bucket, Outcome, Policies, Verdict
-from proxy.guard.store import BucketReport, MemoryStore, RateWindow, Store, StoreUnavailable
+from proxy.guard.store import (
+    BucketReport,
+    FlowHold,
+    MemoryStore,
+    RateWindow,
+    Store,
+    StoreUnavailable,
+)
 from proxy.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.guard")
@@ -199,22 +206,22 @@ class Guard:
         except StoreUnavailable as exc:
             return await self._degraded("rate", exc).hit(rate, now)
 
-    async def remember_flow(self, flow_id: str, until: float) -> None:
+    async def remember_flow(self, flow_id: str, hold: FlowHold) -> None:
         key, now = self.flow_key(flow_id), self.clock()
         try:
-            await self.store.remember_flow(key, until, now)
+            await self.store.remember_flow(key, hold, now)
         except StoreUnavailable as exc:
             self._store_failed("flow", exc, "in-process limiter")
-            await self.fallback.remember_flow(key, until, now)
+            await self.fallback.remember_flow(key, hold, now)
 
-    async def flow_lockout(self, flow_id: str) -> float | None:
+    async def flow_lockout(self, flow_id: str) -> FlowHold | None:
         key, now = self.flow_key(flow_id), self.clock()
         try:
-            until = await self.store.flow_lockout(key, now)
+            hold = await self.store.flow_lockout(key, now)
         except StoreUnavailable as exc:
             self._store_failed("flow", exc, "in-process limiter")
-            until = None
-        return until if until is not None else await self.fallback.flow_lockout(key, now)
+            hold = None
+        return hold if hold is not None else await self.fallback.flow_lockout(key, now)
 
     # --- support tooling (CLI, after-login hook) ----------------------------------------
     async def reset(self, identifier: str, *, cause: str, ip: str | None = None) -> int:

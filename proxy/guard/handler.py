@@ -184,14 +184,14 @@ async def _blocked(
 
 def flow_view(kind: str) -> Handler:
     """GET /self-service/<kind>/flows?id=…: a flow whose submission the guard refused shows
-    why — the lockout (login) or the rate limit (the other flows) — for the wait's length."""
+    why — the backoff's lockout or a rate window's limit — for the wait's length."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         guard = request.app[GUARD]
         forwarder = request.app[FORWARDER]
         flow_id = request.query.get("id", "")
-        until = await guard.flow_lockout(flow_id) if flow_id else None
-        if until is None:
+        hold = await guard.flow_lockout(flow_id) if flow_id else None
+        if hold is None:
             return await forwarder.handle(request)
         async with forwarder.exchange(request) as upstream:
             head, complete = await read_answer(upstream, MAX_ANSWER)
@@ -199,8 +199,8 @@ def flow_view(kind: str) -> Handler:
             flow = _flow(body) if upstream.status == 200 else None
             if flow is None:
                 return await send(request, upstream, head, complete)
-            wait = seconds(until - guard.clock())
-            message = lockout_message(guard.config.message_id, wait, rate=kind != "login")
+            wait = seconds(hold.until - guard.clock())
+            message = lockout_message(guard.config.message_id, wait, rate=hold.rate)
             headers = downstream_response_headers(upstream.headers)
             for name in ("Content-Length", "Content-Encoding", "ETag"):
                 headers.popall(name, None)

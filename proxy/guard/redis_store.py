@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.guard.policy import ALLOWED, Bucket, Outcome, Verdict
-from proxy.guard.store import BucketReport, RateWindow, StoreUnavailable
+from proxy.guard.store import BucketReport, FlowHold, RateWindow, StoreUnavailable
 
 # Mirrors policy.judge / policy.apply; keep the two in step (tests compare them).
 _WAIT = """
@@ -172,20 +172,26 @@ class RedisStore:
         retry = await self._run(self._hit, [self._prefix + rate.key], args)
         return ALLOWED if not retry else Verdict(False, "rate", int(retry) / 1000)
 
-    async def remember_flow(self, key: str, until: float, now: float) -> None:
+    async def remember_flow(self, key: str, hold: FlowHold, now: float) -> None:
+        value = f"{_ms(hold.until)}:{'rate' if hold.rate else 'backoff'}"
         try:
-            await self._client.set(self._prefix + key, _ms(until), px=max(1, _ms(until - now)))
+            await self._client.set(self._prefix + key, value, px=max(1, _ms(hold.until - now)))
         except _ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
 
-    async def flow_lockout(self, key: str, now: float) -> float | None:
+    async def flow_lockout(self, key: str, now: float) -> FlowHold | None:
         try:
             value = await self._client.get(self._prefix + key)
         except _ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
-        if value is None or int(value) <= _ms(now):
+        if value is None:
             return None
-        return int(value) / 1000
+        until, _, reason = (value.decode() if isinstance(value, bytes) else str(value)).partition(
+            ":"
+        )
+        if int(until) <= _ms(now):
+            return None
+        return FlowHold(int(until) / 1000, rate=reason == "rate")
 
     async def inspect(self, key: str, now: float) -> BucketReport | None:
         name = self._prefix + key

@@ -24,6 +24,7 @@ from yarl import URL
 from proxy.errors import KratosHooksError
 from proxy.guard.core import Guard
 from proxy.guard.policy import format_wait
+from proxy.guard.store import FlowHold
 from proxy.headers import upstream_request_headers
 from proxy.keys import FORWARDER, KRATOS_PUBLIC, REQUEST_ID, SETTINGS
 from proxy.metrics import UPSTREAM_ERRORS
@@ -142,7 +143,7 @@ async def blocked(
     headers = {"Retry-After": str(wait)}
     message = lockout_message(config.message_id, wait, rate=rate)
     if flow_id:
-        await guard.remember_flow(flow_id, guard.clock() + wait)
+        await guard.remember_flow(flow_id, FlowHold(guard.clock() + wait, rate=rate))
     if json_mode:
         flow = await fetch_flow(request, kind, flow_id) if flow_id else None
         if flow is not None:

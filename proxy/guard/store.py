@@ -40,6 +40,15 @@ class RateWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowHold:
+    """A refused submission's flow, until when it shows why, and whether the reason was a
+    plain rate window (``rate``) rather than the backoff."""
+
+    until: float
+    rate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BucketReport:
     """What ``kratos-hooks backoff status`` shows for one bucket."""
 
@@ -70,9 +79,9 @@ class Store(Protocol):
 
     async def hit(self, rate: RateWindow, now: float) -> Verdict: ...
 
-    async def remember_flow(self, key: str, until: float, now: float) -> None: ...
+    async def remember_flow(self, key: str, hold: FlowHold, now: float) -> None: ...
 
-    async def flow_lockout(self, key: str, now: float) -> float | None: ...
+    async def flow_lockout(self, key: str, now: float) -> FlowHold | None: ...
 
     async def inspect(self, key: str, now: float) -> BucketReport | None: ...
 
@@ -97,7 +106,7 @@ class MemoryStore:
     def __init__(self, max_keys: int = 100_000) -> None:
         self._max = max_keys
         self._buckets: OrderedDict[str, _Entry] = OrderedDict()
-        self._flows: OrderedDict[str, float] = OrderedDict()
+        self._flows: OrderedDict[str, FlowHold] = OrderedDict()
         self._windows: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -182,18 +191,18 @@ class MemoryStore:
     async def hit(self, rate: RateWindow, now: float) -> Verdict:
         return self._count(rate, now)
 
-    async def remember_flow(self, key: str, until: float, now: float) -> None:
-        self._flows[key] = until
+    async def remember_flow(self, key: str, hold: FlowHold, now: float) -> None:
+        self._flows[key] = hold
         self._flows.move_to_end(key)
         while len(self._flows) > self._max:
             self._flows.popitem(last=False)
 
-    async def flow_lockout(self, key: str, now: float) -> float | None:
-        until = self._flows.get(key)
-        if until is None or until <= now:
+    async def flow_lockout(self, key: str, now: float) -> FlowHold | None:
+        hold = self._flows.get(key)
+        if hold is None or hold.until <= now:
             self._flows.pop(key, None)
             return None
-        return until
+        return hold
 
     async def inspect(self, key: str, now: float) -> BucketReport | None:
         entry = self._entry(key, now, create=False)

@@ -8,7 +8,14 @@ import aiohttp
 import orjson
 
 from tests.conftest import Kratos, ServiceFactory
-from tests.guard.client import api_flow, lockout_messages, start, submit
+from tests.guard.client import (
+    api_flow,
+    browser_flow,
+    fetch_flow,
+    lockout_messages,
+    start,
+    submit,
+)
 
 BASE = "/hooks/kratos/login-backoff"
 
@@ -46,6 +53,23 @@ async def test_login_has_a_raw_rate_on_top_of_the_backoff(
     assert kratos.state.count("POST", "/self-service/login") == 3
     (message,) = lockout_messages(answers[3].json())
     assert "Too many requests" in message["text"]
+
+
+async def test_a_browser_held_by_the_login_rate_sees_the_rate_wording_in_its_flow(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_LOGIN="2")
+    flow = await browser_flow(http, svc.public_url)
+    for i in range(3):
+        answer = await submit(http, svc.public_url, flow, f"user{i}@example.com", form=True)
+        assert answer.status == 303
+    assert kratos.state.count("POST", "/self-service/login") == 2
+    (message,) = lockout_messages((await fetch_flow(http, svc.public_url, flow)).json())
+    assert "Too many requests" in message["text"]  # not the failed-attempts wording
 
 
 async def test_before_login_counts_and_after_login_forgives(

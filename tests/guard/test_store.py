@@ -9,7 +9,7 @@ import pytest
 
 from proxy.guard.policy import Outcome
 from proxy.guard.redis_store import RedisStore
-from proxy.guard.store import MemoryStore, RateWindow, Store
+from proxy.guard.store import FlowHold, MemoryStore, RateWindow, Store
 from tests.guard.conftest import bucket, redis_client
 
 T0 = 1_800_000_000.0
@@ -102,9 +102,13 @@ async def test_window_inside_the_reserve_check(store: Store) -> None:
     assert allowed[2].bucket == "rate"
 
 
-async def test_flow_lockout_is_remembered_for_the_wait(store: Store) -> None:
-    await store.remember_flow("bo:flow:f", T0 + 30, T0)
-    assert await store.flow_lockout("bo:flow:f", T0 + 1) == pytest.approx(T0 + 30)
+async def test_flow_lockout_is_remembered_for_the_wait_with_its_reason(store: Store) -> None:
+    await store.remember_flow("bo:flow:f", FlowHold(T0 + 30), T0)
+    await store.remember_flow("bo:flow:r", FlowHold(T0 + 30, rate=True), T0)
+    held = await store.flow_lockout("bo:flow:f", T0 + 1)
+    assert held is not None and held.until == pytest.approx(T0 + 30) and not held.rate
+    limited = await store.flow_lockout("bo:flow:r", T0 + 1)
+    assert limited is not None and limited.rate
     assert await store.flow_lockout("bo:flow:f", T0 + 31) is None
     assert await store.flow_lockout("bo:flow:other", T0) is None
 
@@ -128,7 +132,7 @@ async def test_every_redis_key_expires(redis_url: str, redis_prefix: str) -> Non
         await store.reserve(buckets, "held", now, LEASE, rate=RateWindow("rl:l:e", 10, now + 60))
         await store.reserve(buckets, "done", now, LEASE, rate=window)
         await store.settle(buckets, "done", Outcome.FAILURE, now)
-        await store.remember_flow("bo:flow:e", now + 30, now)
+        await store.remember_flow("bo:flow:e", FlowHold(now + 30), now)
         keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*")]
         assert len(keys) >= 5
         for key in keys:
