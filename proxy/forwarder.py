@@ -90,17 +90,12 @@ class Forwarder:
         )
         return ip, str(peer_ip) if peer_ip is not None else peer, trusted
 
-    @asynccontextmanager
-    async def exchange(
-        self, request: web.Request, body: bytes | None = None
-    ) -> AsyncIterator[ClientResponse]:
-        """Open the upstream exchange for ``request``; ``body`` replaces a consumed stream."""
-        url, path = self.target(request)
-        route = route_class(path)
-        request[ROUTE] = route
+    def upstream_headers(self, request: web.BaseRequest) -> CIMultiDict[str]:
+        """The headers a request to Kratos on behalf of ``request`` carries (and, on the
+        request, the client IP they name)."""
         ip, peer, trusted = self.identify(request)
         request[CLIENT_IP] = ip
-        headers = upstream_request_headers(
+        return upstream_request_headers(
             request.headers,
             client_ip=ip,
             peer_ip=peer,
@@ -109,6 +104,16 @@ class Forwarder:
             request_id=request[REQUEST_ID],
             upstream_host=self._upstream_host,
         )
+
+    @asynccontextmanager
+    async def exchange(
+        self, request: web.Request, body: bytes | None = None
+    ) -> AsyncIterator[ClientResponse]:
+        """Open the upstream exchange for ``request``; ``body`` replaces a consumed stream."""
+        url, path = self.target(request)
+        route = route_class(path)
+        request[ROUTE] = route
+        headers = self.upstream_headers(request)
         data: object = body
         if body is None and request.body_exists:
             data = request.content.iter_chunked(STREAM_CHUNK)

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from handlers.decisions.request import OriginalRequest
 from handlers.decisions.rules import ErrorStyle
+from proxy.accept import accept_ranges
 from proxy.errors import error_document
 
 DenialKind = Literal[
@@ -50,28 +51,13 @@ class Answer:
     body: dict[str, Any] | None = None
 
 
-def _quality(part: str) -> tuple[str, float]:
-    media, *params = (p.strip() for p in part.split(";"))
-    q = 1.0
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                q = float(value)
-            except ValueError:
-                q = 0.0
-    return media.lower(), q
-
-
 def is_browser(accept: str | None, requested_with: str | None) -> bool:
     """A browser navigation: HTML explicitly preferred to JSON, and not an XHR/fetch call."""
     if (requested_with or "").lower() == "xmlhttprequest" or not accept:
         return False
     weights: dict[str, float] = {}
-    for part in accept.split(","):
-        if part.strip():
-            media, q = _quality(part)
-            weights[media] = max(q, weights.get(media, 0.0))
+    for media, q in accept_ranges(accept):
+        weights[media] = max(q, weights.get(media, 0.0))
     html = weights.get("text/html", 0.0)
     return html > 0 and html >= weights.get("application/json", 0.0)
 

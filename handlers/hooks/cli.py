@@ -262,14 +262,8 @@ async def _replay(settings: Settings, stores: Stores, keys: Sequence[str] | None
     marked = 0
     for _, outbox in stores.opened:
         marked += await outbox.replay(keys)
-    publisher = None
-    if settings.store.rabbitmq_url:
-        publisher = Publisher(
-            settings.store.rabbitmq_url,
-            settings.hooks.queue,
-            reconnect_interval=settings.hooks.amqp_reconnect_interval,
-        )
-        await publisher.start()
+    publisher = await Publisher.started(settings)
+    if publisher is not None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(publisher.reconnected.wait(), CONNECT_WAIT)
     delivered, blocked = 0, ""

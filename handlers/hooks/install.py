@@ -132,14 +132,7 @@ async def outbox_context(app: web.Application) -> AsyncIterator[None]:
 
 async def publisher_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    publisher = None
-    if settings.store.rabbitmq_url:
-        publisher = Publisher(
-            settings.store.rabbitmq_url,
-            settings.hooks.queue,
-            reconnect_interval=settings.hooks.amqp_reconnect_interval,
-        )
-        await publisher.start()
+    publisher = await Publisher.started(settings)
     app[PUBLISHER] = publisher
     yield
     if publisher is not None:

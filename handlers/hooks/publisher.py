@@ -25,6 +25,8 @@ from tenacity import (
 )
 from yarl import URL
 
+from config.settings import Settings
+
 log = logging.getLogger("kratos_hooks.hooks.publisher")
 
 
@@ -42,6 +44,20 @@ class Publisher:
         # Set whenever a (re)connection completes: the relay wakes up on it.
         self.reconnected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def started(cls, settings: Settings) -> Publisher | None:
+        """A publisher connecting in the background to the configured broker, or None when
+        no ``RABBITMQ_URL`` is set (events then stay in the outbox)."""
+        if not settings.store.rabbitmq_url:
+            return None
+        publisher = cls(
+            settings.store.rabbitmq_url,
+            settings.hooks.queue,
+            reconnect_interval=settings.hooks.amqp_reconnect_interval,
+        )
+        await publisher.start()
+        return publisher
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._connect(), name="kratos-hooks-amqp-connect")

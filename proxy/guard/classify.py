@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import orjson
 
+from proxy.accept import accept_ranges
 from proxy.guard.policy import Outcome
 
 FORM = "application/x-www-form-urlencoded"
@@ -51,28 +52,12 @@ def media_type(content_type: str | None) -> str:
 # --- JSON mode: Kratos' content negotiation (golang/gddo NegotiateContentType) ----------
 
 
-def _accept_specs(header: str) -> Iterator[tuple[str, float]]:
-    for part in header.split(","):
-        value, *params = (p.strip() for p in part.split(";"))
-        if not value:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, raw = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(raw)
-                except ValueError:
-                    q = 0.0
-        yield value.lower(), q
-
-
 def negotiates_json(accept: str) -> bool:
     """Whether ``Accept`` prefers JSON over HTML; exact beats ``type/*`` beats ``*/*``,
     and a full tie goes to HTML (so ``*/*`` is a browser)."""
     best, best_q, best_rank = "text/html", -1.0, 3
     for offer in ("text/html", JSON):
-        for value, q in _accept_specs(accept):
+        for value, q in accept_ranges(accept):
             if q == 0.0 or q < best_q:
                 continue
             if value == "*/*":

@@ -25,8 +25,7 @@ from proxy.errors import KratosHooksError
 from proxy.guard.core import Guard
 from proxy.guard.policy import format_wait
 from proxy.guard.store import FlowHold
-from proxy.headers import upstream_request_headers
-from proxy.keys import FORWARDER, KRATOS_PUBLIC, REQUEST_ID, SETTINGS
+from proxy.keys import FORWARDER, KRATOS_PUBLIC, SETTINGS
 from proxy.metrics import UPSTREAM_ERRORS
 
 log = logging.getLogger("kratos_hooks.guard")
@@ -76,19 +75,7 @@ def flow_url(request: web.Request, kind: str, flow_id: str) -> URL:
 
 async def fetch_flow(request: web.Request, kind: str, flow_id: str) -> dict[str, Any] | None:
     """The caller's flow as Kratos shows it to the caller (same cookies), or None."""
-    settings = request.app[SETTINGS]
-    ip, peer, trusted = request.app[FORWARDER].identify(request)
-    headers = upstream_request_headers(
-        request.headers,
-        client_ip=ip,
-        peer_ip=peer,
-        trusted_peer=trusted,
-        scheme=request.scheme,
-        request_id=request[REQUEST_ID],
-        upstream_host=None
-        if settings.proxy.preserve_host
-        else URL(settings.kratos.public_url).raw_authority,
-    )
+    headers = request.app[FORWARDER].upstream_headers(request)
     for name in ("Content-Type", "Content-Length", "Content-Encoding", "Accept-Encoding"):
         headers.popall(name, None)
     headers["Accept"] = "application/json"
