@@ -182,15 +182,30 @@ class SessionCache:
         SESSION_CACHE.labels("redis", "hit" if entry else "miss").inc()
         return entry
 
-    async def _put_redis(self, key: str, entry: Entry) -> None:
+    async def _put_redis(self, key: str, entry: Entry, *, replace: bool = False) -> None:
+        """Share ``entry``; unless ``replace``, an entry another replica wrote (a purge, say)
+        is left alone."""
         client = self._client()
         ttl_ms = int((entry.expires - self._clock()) * 1000)
         if client is None or ttl_ms <= 0:
             return
         try:
-            await client.set(session_key(self._prefix, key), encode(entry), px=ttl_ms, nx=True)
+            await client.set(
+                session_key(self._prefix, key), encode(entry), px=ttl_ms, nx=not replace
+            )
         except REDIS_FAILURES as exc:
             self._redis_failed(exc)
+
+    async def _ask(self, key: str, credential: Credential, *, replace: bool) -> WhoamiResult:
+        """Kratos' answer for ``credential``, cached here and in Redis for its TTL."""
+        result = await self._whoami.ask(credential)
+        now = self._clock()
+        ttl = entry_ttl(result, now, self._ttl, self._negative_ttl)
+        if ttl > 0:
+            fresh = Entry(result, now + ttl, fetched=now)
+            self._put_local(key, fresh)
+            await self._put_redis(key, fresh, replace=replace)
+        return result
 
     # --- look-ups ----------------------------------------------------------------------
     async def lookup(self, credential: Credential) -> WhoamiResult:
@@ -217,14 +232,7 @@ class SessionCache:
         if entry is not None:
             self._put_local(key, entry)
             return entry.result
-        result = await self._whoami.ask(credential)
-        now = self._clock()
-        ttl = entry_ttl(result, now, self._ttl, self._negative_ttl)
-        if ttl > 0:
-            fresh = Entry(result, now + ttl, fetched=now)
-            self._put_local(key, fresh)
-            await self._put_redis(key, fresh)
-        return result
+        return await self._ask(key, credential, replace=False)
 
     async def refresh(self, credential: Credential) -> WhoamiResult:
         """Ask Kratos again (the cached answer may predate a step-up) and cache the answer.
@@ -236,21 +244,7 @@ class SessionCache:
         entry = self._get_local(key)
         if entry is not None and self._clock() - entry.fetched < REFRESH_EVERY:
             return entry.result
-        result = await self._whoami.ask(credential)
-        now = self._clock()
-        ttl = entry_ttl(result, now, self._ttl, self._negative_ttl)
-        if ttl > 0:
-            fresh = Entry(result, now + ttl, fetched=now)
-            self._put_local(key, fresh)
-            client = self._client()
-            if client is not None:
-                try:
-                    await client.set(
-                        session_key(self._prefix, key), encode(fresh), px=int(ttl * 1000)
-                    )
-                except REDIS_FAILURES as exc:
-                    self._redis_failed(exc)
-        return result
+        return await self._ask(key, credential, replace=True)
 
 
 def caches_in_process() -> list[SessionCache]:
