@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from multidict import CIMultiDictProxy
@@ -31,24 +31,133 @@ REGISTRY_HEADERS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class OriginalRequest:
-    method: str
-    scheme: str
-    host: str  # as sent, port included
-    uri: str  # path + query, as sent
-    client_ip: str
-    trusted: bool
-    registry: Mapping[str, str] = field(default_factory=dict)
-    # Derived once, read by every rule tried: what path and host globs match. Rules match the
-    # path only: Oathkeeper drops the query too, and Caddy appends the client's query to the
-    # auth call itself.
-    path: str = field(init=False)
-    hostname: str = field(init=False)
+@dataclass(slots=True)
+class _AuthCall:
+    """What the auth call says about the original request, read only when asked."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", normalize_path(self.uri.partition("?")[0]))
-        object.__setattr__(self, "hostname", _hostname(self.host))
+    headers: CIMultiDictProxy[str]
+    method: str  # the auth call's own, used when no forwarded method is believed
+    scheme: str
+    peer: str
+    trust: ProxyTrust
+    trusted: bool
+
+    def forwarded(self, *names: str) -> str | None:
+        return _first(self.headers, *names) if self.trusted else None
+
+    def original_method(self) -> str:
+        return (self.forwarded("X-Forwarded-Method", "X-Original-Method") or self.method).upper()
+
+    def original_scheme(self) -> str:
+        return _scheme(self.forwarded("X-Forwarded-Proto"), self.scheme)
+
+    def original_host(self) -> str:
+        forwarded = self.forwarded("X-Forwarded-Host")
+        host = forwarded.split(",")[0].strip() if forwarded else self.headers.get("Host") or ""
+        return _HOST_UNSAFE.sub("", host) or "localhost"
+
+    def client_ip(self) -> str:
+        return self.trust.client_ip(self.peer, tuple(self.headers.getall("X-Forwarded-For", ())))
+
+    def registry(self) -> dict[str, str]:
+        if not self.trusted:
+            return {}
+        return {name: self.headers[name] for name in REGISTRY_HEADERS if self.headers.get(name)}
+
+
+class OriginalRequest:
+    """The request being decided.
+
+    Made from values, or by ``read_original`` from the auth call: then the method, scheme,
+    host, client IP and registry headers are each read the first time a rule, an authorizer
+    or an answer asks for them — a rule that matches the path alone never pays for the rest.
+    ``path`` (what path globs match) is always derived: rules match the path only, as
+    Oathkeeper does (Caddy appends the client's query to the auth call itself).
+    """
+
+    __slots__ = (
+        "_call",
+        "_client_ip",
+        "_host",
+        "_hostname",
+        "_method",
+        "_registry",
+        "_scheme",
+        "path",
+        "trusted",
+        "uri",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        scheme: str,
+        host: str,  # as sent, port included
+        uri: str,  # path + query, as sent
+        client_ip: str,
+        trusted: bool,
+        registry: Mapping[str, str] | None = None,
+    ) -> None:
+        self.uri = uri
+        self.trusted = trusted
+        self.path = normalize_path(uri.partition("?")[0])
+        self._call: _AuthCall | None = None
+        self._method: str | None = method
+        self._scheme: str | None = scheme
+        self._host: str | None = host
+        self._client_ip: str | None = client_ip
+        self._registry: Mapping[str, str] | None = dict(registry or {})
+        self._hostname: str | None = None
+
+    @classmethod
+    def asked(cls, uri: str, call: _AuthCall) -> OriginalRequest:
+        """The request ``call`` describes, each part read from it when first needed."""
+        original = cls("", "", "", uri, "", call.trusted)
+        original._call = call
+        original._method = original._scheme = original._host = original._client_ip = None
+        original._registry = None
+        return original
+
+    def _asked(self) -> _AuthCall:
+        assert self._call is not None, "a value-made request has every part"
+        return self._call
+
+    @property
+    def method(self) -> str:
+        if self._method is None:
+            self._method = self._asked().original_method()
+        return self._method
+
+    @property
+    def scheme(self) -> str:
+        if self._scheme is None:
+            self._scheme = self._asked().original_scheme()
+        return self._scheme
+
+    @property
+    def host(self) -> str:
+        if self._host is None:
+            self._host = self._asked().original_host()
+        return self._host
+
+    @property
+    def hostname(self) -> str:
+        """The host without its port, lower-cased: what host globs match."""
+        if self._hostname is None:
+            self._hostname = _hostname(self.host)
+        return self._hostname
+
+    @property
+    def client_ip(self) -> str:
+        if self._client_ip is None:
+            self._client_ip = self._asked().client_ip()
+        return self._client_ip
+
+    @property
+    def registry(self) -> Mapping[str, str]:
+        if self._registry is None:
+            self._registry = self._asked().registry()
+        return self._registry
 
     @property
     def url(self) -> str:
@@ -58,6 +167,9 @@ class OriginalRequest:
     @property
     def origin(self) -> str:
         return f"{self.scheme}://{self.host}"
+
+    def __repr__(self) -> str:
+        return f"OriginalRequest({self.method} {self.url}, client_ip={self.client_ip})"
 
 
 def _hostname(host: str) -> str:
@@ -179,22 +291,4 @@ def read_original(
         uri += f"?{query}" if query else ""
     else:
         uri = "/"
-    forwarded_method = (
-        _first(headers, "X-Forwarded-Method", "X-Original-Method") if trusted else None
-    )
-    forwarded_host = _first(headers, "X-Forwarded-Host") if trusted else None
-    if forwarded_host is not None:
-        forwarded_host = forwarded_host.split(",")[0].strip()
-    proto = _first(headers, "X-Forwarded-Proto") if trusted else None
-    registry = (
-        {name: headers[name] for name in REGISTRY_HEADERS if headers.get(name)} if trusted else {}
-    )
-    return OriginalRequest(
-        method=(forwarded_method or method).upper(),
-        scheme=_scheme(proto, scheme),
-        host=_HOST_UNSAFE.sub("", forwarded_host or headers.get("Host") or "") or "localhost",
-        uri=uri,
-        client_ip=trust.client_ip(peer, tuple(headers.getall("X-Forwarded-For", ()))),
-        trusted=trusted,
-        registry=registry,
-    )
+    return OriginalRequest.asked(uri, _AuthCall(headers, method, scheme, peer, trust, trusted))
