@@ -208,6 +208,14 @@ class SessionCache:
         return result
 
     # --- look-ups ----------------------------------------------------------------------
+    def cached(self, credential: Credential) -> WhoamiResult | None:
+        """The in-process answer, without a coroutine: the common case of every decision."""
+        entry = self._get_local(credential_key(credential.value))
+        if entry is None:
+            return None
+        LOCAL_HIT.inc()
+        return entry.result
+
     async def lookup(self, credential: Credential) -> WhoamiResult:
         key = credential_key(credential.value)
         entry = self._get_local(key)
