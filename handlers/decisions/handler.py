@@ -154,7 +154,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
         assert rule is not None  # a denial is always set when no rule matched
         _count(rule_id, "allow")
         headers = allow_headers(subject, rule.headers, with_identity=rule.identity_headers)
-        headers["Cache-Control"] = "no-store"
         return web.Response(status=200, headers=headers)
     _count(rule_id, denial.kind)
     log.debug("decision denied", extra={"rule": rule_id, "result": denial.kind})

@@ -78,10 +78,25 @@ def _identity_headers(subject: Subject) -> dict[str, str]:
     return {name: sanitize(value) for name, value in values.items()}
 
 
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def allow_headers(
     subject: Subject, extras: tuple[tuple[str, str], ...], *, with_identity: bool
 ) -> dict[str, str]:
+    """The headers of an allow answer: identity, the rule's extras, and ``no-store`` (an
+    answer about one credential must never be cached by a proxy for another)."""
+    if with_identity and not extras and not subject.anonymous:
+        return _identity_headers_no_store(subject)  # the common case, made once per session
     headers = identity_headers(subject) if with_identity else {}
     for name, template in extras:
         headers[name] = render(template, subject.session)
-    return headers
+    return headers | NO_STORE
+
+
+def _identity_headers_no_store(subject: Subject) -> dict[str, str]:
+    key = "allow_headers:" + subject.roles_path
+    cached: dict[str, str] | None = subject.memo.get(key)
+    if cached is None:
+        cached = subject.memo[key] = identity_headers(subject) | NO_STORE
+    return cached  # read only: web.Response copies it

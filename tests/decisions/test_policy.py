@@ -416,7 +416,14 @@ def test_identity_headers_and_templates() -> None:
     }
     assert identity_headers(Subject()) == {}
     extras = (("X-Org", "org={{ identity.metadata_public.org.name }}"), ("X-None", "{{ nope }}"))
-    assert allow_headers(user, extras, with_identity=False) == {"X-Org": "org=Acme", "X-None": ""}
+    assert allow_headers(user, extras, with_identity=False) == {
+        "X-Org": "org=Acme",
+        "X-None": "",
+        "Cache-Control": "no-store",
+    }
+    allowed = allow_headers(user, (), with_identity=True)
+    assert allowed == {**identity_headers(user), "Cache-Control": "no-store"}
+    assert allow_headers(Subject(), (), with_identity=True) == {"Cache-Control": "no-store"}
     assert render("{{ identity.metadata_public.roles }}", user.session) == "editor,admin"
 
 
