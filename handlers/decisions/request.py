@@ -112,10 +112,13 @@ class OriginalRequest:
     @classmethod
     def asked(cls, uri: str, call: _AuthCall) -> OriginalRequest:
         """The request ``call`` describes, each part read from it when first needed."""
-        original = cls("", "", "", uri, "", call.trusted)
+        original = cls.__new__(cls)  # every decision makes one: no work for unread parts
+        original.uri = uri
+        original.trusted = call.trusted
+        original.path = normalize_path(uri.partition("?")[0])
         original._call = call
         original._method = original._scheme = original._host = original._client_ip = None
-        original._registry = None
+        original._registry = original._hostname = None
         return original
 
     def _asked(self) -> _AuthCall:
