@@ -63,28 +63,27 @@ class Decider:
             return None
         return Denial("rate_limited", "Too many requests; try again later.", retry_after)
 
-    async def _authorize(
-        self, rule: Rule, original: OriginalRequest, request: web.Request, auth: AuthResult
-    ) -> tuple[Denial | None, Subject]:
-        subject = auth.subject or Subject()
-        authorizer = rule.authorizer
-        if authorizer.kind == "remote":
-            webhook = self.rules.current.webhooks.get(authorizer.webhook)
-            if webhook is None or not await self.remote.allows(
-                webhook, original, subject, request.headers
-            ):
-                return Denial("forbidden", "The authorization service denied the request."), subject
-            return None, subject
-        denial = authorize(authorizer, subject)
-        if denial is not None and denial.kind == "step_up" and auth.credential is not None:
-            # The cached session may predate the second factor the user just completed.
-            fresh = await self.cache.refresh(auth.credential)
-            if fresh.verdict == "valid" and fresh.session is not None:
-                subject = Subject(fresh.session, self.settings.roles_path, fresh.memo)
-                return authorize(authorizer, subject), subject
-            if fresh.verdict == "invalid":
-                return _OUTCOME_DENIALS["invalid"], Subject()
-        return denial, subject
+    async def _remote(
+        self, rule: Rule, original: OriginalRequest, request: web.Request, subject: Subject
+    ) -> Denial | None:
+        webhook = self.rules.current.webhooks.get(rule.authorizer.webhook)
+        if webhook is None or not await self.remote.allows(
+            webhook, original, subject, request.headers
+        ):
+            return Denial("forbidden", "The authorization service denied the request.")
+        return None
+
+    async def _step_up(self, rule: Rule, auth: AuthResult) -> tuple[Denial | None, Subject]:
+        """Ask again before sending a user to step up: the cached session may predate the
+        second factor they just completed."""
+        assert auth.credential is not None and auth.subject is not None
+        fresh = await self.cache.refresh(auth.credential)
+        if fresh.verdict == "valid" and fresh.session is not None:
+            subject = Subject(fresh.session, self.settings.roles_path, fresh.memo)
+            return authorize(rule.authorizer, subject), subject
+        if fresh.verdict == "invalid":
+            return _OUTCOME_DENIALS["invalid"], Subject()
+        return authorize(rule.authorizer, auth.subject), auth.subject
 
     async def decide(
         self, rule: Rule, original: OriginalRequest, request: web.Request
@@ -96,7 +95,13 @@ class Decider:
         auth = await authenticate(rule.authenticators, self.authenticators, request.headers)
         if auth.outcome != "subject" or auth.subject is None:
             return _OUTCOME_DENIALS[auth.outcome], Subject()
-        denial, subject = await self._authorize(rule, original, request, auth)
+        subject = auth.subject
+        if rule.authorizer.kind == "remote":
+            denial = await self._remote(rule, original, request, subject)
+        else:  # the local authorizers decide without a coroutine
+            denial = authorize(rule.authorizer, subject)
+            if denial is not None and denial.kind == "step_up" and auth.credential is not None:
+                denial, subject = await self._step_up(rule, auth)
         if denial is None and rule.rate_limit is not None and not subject.anonymous:
             denial = await self._limit(rule, "subject", subject.id)
         return denial, subject
