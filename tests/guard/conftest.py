@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,6 +12,8 @@ from redis.driver_info import DriverInfo
 from proxy.guard.policy import Bucket, BucketPolicy
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, Store
+from tests.conftest import Kratos, Service, ServiceFactory
+from tests.guard.client import start
 
 # redis-py stats site-packages for its version on every new connection unless told it.
 DRIVER = DriverInfo(lib_version=importlib.metadata.version("redis"))
@@ -37,3 +39,19 @@ async def store(
 
 def bucket(kind: str, key: str, free: int = 3, base: float = 2.0, cap: float = 30.0) -> Bucket:
     return Bucket(kind, key, BucketPolicy(free, base, cap, 600.0), reset_on_success=kind != "ip")
+
+
+Guarded = Callable[..., Awaitable[Service]]
+
+
+@pytest.fixture
+def guarded(
+    start_service: ServiceFactory, kratos: Kratos, redis_url: str, redis_prefix: str
+) -> Guarded:
+    """Start the service in front of the stand-in, the guard on this test's Redis prefix;
+    keyword arguments are settings (``BACKOFF_PAIR_FREE="1"``)."""
+
+    async def make(**env: str) -> Service:
+        return await start(start_service, kratos, redis_url, redis_prefix, **env)
+
+    return make

@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 
 from handlers.login_backoff import password_identifiers
-from tests.conftest import Kratos, Service, ServiceFactory
-from tests.guard.client import PASSWORD, start
+from tests.conftest import Kratos, Service
+from tests.guard.client import PASSWORD
+from tests.guard.conftest import Guarded
 
 BASE = "/hooks/kratos/login-backoff"
 IP = "192.0.2.10"
@@ -49,16 +50,14 @@ def test_password_identifiers_of_an_admin_identity() -> None:
 
 
 async def test_identity_id_alone_resets_every_password_identifier(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     identity = kratos.state.add_identity("carol@example.com", PASSWORD)
     kratos.state.passwords[identity["id"]].identifiers.append("carol")  # and a username
     other = kratos.state.add_identity("dave@example.com", PASSWORD)
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="2")
+    svc = await guarded(BACKOFF_PAIR_FREE="2")
     for identifier in ("Carol@Example.com", "CAROL", "dave@example.com"):
         await lock(http, svc, identifier)
     before_ok = await lookups(http, svc, "ok")
@@ -75,15 +74,13 @@ async def test_identity_id_alone_resets_every_password_identifier(
 
 
 async def test_unknown_identity_or_admin_api_down_answers_200_without_a_reset(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     identity = kratos.state.add_identity("erin@example.com", PASSWORD)
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="2")
+    svc = await guarded(BACKOFF_PAIR_FREE="2")
     await lock(http, svc, "erin@example.com")
     caplog.set_level(logging.WARNING, logger="kratos_hooks.guard")
     not_found = await lookups(http, svc, "not_found")
@@ -108,12 +105,10 @@ async def test_unknown_identity_or_admin_api_down_answers_200_without_a_reset(
 
 
 async def test_neither_identifier_nor_identity_resets_nothing(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    svc = await guarded()
     assert await after(http, svc, {"client_ip": IP}) == {"reset": False, "reason": "no_identifier"}
     assert kratos.state.count("GET", "/admin/identities") == 0

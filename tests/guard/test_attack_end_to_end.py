@@ -9,8 +9,9 @@ import aiohttp
 from proxy.guard.core import Guard
 from proxy.guard.identity import Keyer
 from proxy.guard.store import MemoryStore
-from tests.conftest import Kratos, ServiceFactory
-from tests.guard.client import Flow, api_flow, guards, start, submit
+from tests.conftest import Kratos
+from tests.guard.client import Flow, api_flow, guards, submit
+from tests.guard.conftest import Guarded
 from tests.guard.simulation import Clock, rotating_ips, run, spraying
 
 
@@ -24,15 +25,11 @@ async def _attack(
 
 
 async def test_rotating_ips_and_spraying_end_to_end(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(
-        start_service, kratos, redis_url, redis_prefix, TRUSTED_PROXIES="127.0.0.1/32"
-    )
+    svc = await guarded(TRUSTED_PROXIES="127.0.0.1/32")
     clock = Clock()
     for guard in guards(svc):
         guard.clock = clock

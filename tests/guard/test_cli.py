@@ -14,9 +14,9 @@ from proxy.guard.identity import Keyer
 from proxy.guard.policy import Outcome
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore
-from tests.conftest import Kratos, ServiceFactory
-from tests.guard.client import api_flow, start, submit
-from tests.guard.conftest import redis_client
+from tests.conftest import Kratos
+from tests.guard.client import api_flow, submit
+from tests.guard.conftest import Guarded, redis_client
 
 
 def _env(redis_url: str, prefix: str) -> dict[str, str]:
@@ -62,17 +62,15 @@ def test_status_and_clear(
 
 
 async def test_status_and_clear_of_an_address_the_proxy_held(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
     redis_url: str,
     redis_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    svc = await start(
-        start_service, kratos, redis_url, redis_prefix, TRUSTED_PROXIES="127.0.0.1/32"
-    )
+    svc = await guarded(TRUSTED_PROXIES="127.0.0.1/32")
     for name, value in {**_env(redis_url, redis_prefix), "BACKOFF_SECRET": "test-secret"}.items():
         monkeypatch.setenv(name, value)
     flow = await api_flow(http, svc.public_url)

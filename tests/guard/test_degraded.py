@@ -18,6 +18,7 @@ from tests.guard.client import (
     start,
     submit,
 )
+from tests.guard.conftest import Guarded
 from tests.support.metrics import metric_total
 from tests.support.relay import FaultyRelay
 
@@ -108,30 +109,20 @@ async def test_without_redis_the_in_memory_store_guards_and_is_shared_by_both_li
 
 
 async def test_kratos_unreachable_or_silent_is_not_counted(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
     relay_to: RelayTo,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     host, port = kratos.public_url.removeprefix("http://").split(":")
     relay = await relay_to(host, int(port))
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         BACKOFF_PAIR_FREE="1",
         UPSTREAM_READ_TIMEOUT="0.3",
     )
     flow = await api_flow(http, svc.public_url)
     # Point the proxy at the relay only for the submissions (the flow came directly).
-    svc2 = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc2 = await guarded(
         KRATOS_PUBLIC_URL=relay.url("http"),
         BACKOFF_PAIR_FREE="1",
         UPSTREAM_READ_TIMEOUT="0.3",
@@ -149,17 +140,12 @@ async def test_kratos_unreachable_or_silent_is_not_counted(
 
 
 async def test_without_a_secret_one_is_generated_and_the_operator_warned(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="kratos_hooks.guard")
-    svc = await start(
-        start_service, kratos, redis_url, redis_prefix, BACKOFF_SECRET="", BACKOFF_PAIR_FREE="1"
-    )
+    svc = await guarded(BACKOFF_SECRET="", BACKOFF_PAIR_FREE="1")
     assert any("BACKOFF_SECRET is not set" in r.getMessage() for r in caplog.records)
     flow = await api_flow(http, svc.public_url)
     await submit(http, svc.public_url, flow, "ivan@example.com")
@@ -188,18 +174,16 @@ async def test_flow_fetch_during_an_outage_passes_through_counted_and_logged(
 
 
 async def test_lockout_answer_without_kratos_is_kratos_shaped_counted_and_logged(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
     relay_to: RelayTo,
-    redis_url: str,
-    redis_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     host, port = kratos.public_url.removeprefix("http://").split(":")
     relay = await relay_to(host, int(port))
     env = {"KRATOS_PUBLIC_URL": relay.url("http"), "BACKOFF_PAIR_FREE": "1"}
-    svc = await start(start_service, kratos, redis_url, redis_prefix, **env)
+    svc = await guarded(**env)
     flow = await api_flow(http, svc.public_url)
     await submit(http, svc.public_url, flow, "alice@example.com")  # the one free failure
     before = await metric_total(http, svc.internal_url, "kratos_hooks_upstream_errors_total")

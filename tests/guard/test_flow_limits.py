@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.conftest import Kratos, Service, ServiceFactory
+from tests.conftest import Kratos, Service
 from tests.guard.client import (
     api_flow,
     browser_flow,
@@ -14,8 +14,8 @@ from tests.guard.client import (
     guards,
     lockout_messages,
     post,
-    start,
 )
+from tests.guard.conftest import Guarded
 from tests.guard.simulation import Clock
 from tests.kratos_standin import validate
 
@@ -30,18 +30,12 @@ def with_clock(svc: Service, clock: Clock) -> None:
 
 
 async def test_browser_over_the_registration_limit_goes_to_the_configured_ui(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     ui = "https://app.example/auth/registration"
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         RATE_LIMIT_REGISTRATION="2",
         BACKOFF_REGISTRATION_UI_URL=ui,
     )
@@ -74,13 +68,11 @@ async def test_browser_over_the_registration_limit_goes_to_the_configured_ui(
 
 
 async def test_recovery_ui_is_learned_from_kratos_redirects(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_RECOVERY="2")
+    svc = await guarded(RATE_LIMIT_RECOVERY="2")
     with_clock(svc, Clock())
     base = svc.public_url
     flow = await browser_flow(http, base, "recovery")
@@ -100,13 +92,11 @@ async def test_recovery_ui_is_learned_from_kratos_redirects(
 
 
 async def test_verification_json_caller_gets_its_flow_with_the_message(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_VERIFICATION="1")
+    svc = await guarded(RATE_LIMIT_VERIFICATION="1")
     with_clock(svc, Clock())
     flow = await api_flow(http, svc.public_url, "verification")
     sent = await post(http, svc.public_url, "verification", flow, EMAIL)
@@ -126,13 +116,11 @@ async def test_verification_json_caller_gets_its_flow_with_the_message(
 
 
 async def test_browser_gets_the_429_page_while_the_flows_ui_is_unknown(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_VERIFICATION="1")
+    svc = await guarded(RATE_LIMIT_VERIFICATION="1")
     base = svc.public_url
     flow = await browser_flow(http, base, "verification")
     # A CSRF failure goes to Kratos' error UI: not the flow's UI, nothing is learned from it.

@@ -7,27 +7,25 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
-from tests.conftest import Kratos, ServiceFactory
+from tests.conftest import Kratos
 from tests.guard.client import (
     api_flow,
     browser_flow,
     fetch_flow,
     lockout_messages,
-    start,
     submit,
 )
+from tests.guard.conftest import Guarded
 
 BASE = "/hooks/kratos/login-backoff"
 
 
 async def test_registration_posts_are_limited_per_ip(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_REGISTRATION="2")
+    svc = await guarded(RATE_LIMIT_REGISTRATION="2")
     url = f"{svc.public_url}/self-service/registration?flow=f1"
     statuses = []
     for _ in range(3):
@@ -41,13 +39,11 @@ async def test_registration_posts_are_limited_per_ip(
 
 
 async def test_login_has_a_raw_rate_on_top_of_the_backoff(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_LOGIN="3")
+    svc = await guarded(RATE_LIMIT_LOGIN="3")
     flow = await api_flow(http, svc.public_url)
     answers = [await submit(http, svc.public_url, flow, f"user{i}@example.com") for i in range(4)]
     assert kratos.state.count("POST", "/self-service/login") == 3
@@ -56,13 +52,11 @@ async def test_login_has_a_raw_rate_on_top_of_the_backoff(
 
 
 async def test_a_browser_held_by_the_login_rate_sees_the_rate_wording_in_its_flow(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, RATE_LIMIT_LOGIN="2")
+    svc = await guarded(RATE_LIMIT_LOGIN="2")
     flow = await browser_flow(http, svc.public_url)
     for i in range(3):
         answer = await submit(http, svc.public_url, flow, f"user{i}@example.com", form=True)
@@ -73,13 +67,10 @@ async def test_a_browser_held_by_the_login_rate_sees_the_rate_wording_in_its_flo
 
 
 async def test_before_login_counts_and_after_login_forgives(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="2")
+    svc = await guarded(BACKOFF_PAIR_FREE="2")
     before = f"{svc.internal_url}{BASE}/before-login"
     after = f"{svc.internal_url}{BASE}/after-login"
     who = {"identifier": "Carol@Example.com", "client_ip": "192.0.2.10", "flow_id": "f-1"}
@@ -101,13 +92,10 @@ async def test_before_login_counts_and_after_login_forgives(
 
 
 async def test_before_login_blocks_an_address_trying_many_accounts(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_IP_FREE="3")
+    svc = await guarded(BACKOFF_IP_FREE="3")
     before = f"{svc.internal_url}{BASE}/before-login"
     statuses = []
     for i in range(4):
@@ -120,13 +108,10 @@ async def test_before_login_blocks_an_address_trying_many_accounts(
 
 
 async def test_compatibility_endpoints_reject_malformed_bodies(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    svc = await guarded()
     before = f"{svc.internal_url}{BASE}/before-login"
     for body in (b"[]", b"{", b'{"identifier": 5}', b'{"client_ip": "not an ip"}'):
         async with http.post(before, data=body) as response:
@@ -135,13 +120,10 @@ async def test_compatibility_endpoints_reject_malformed_bodies(
 
 
 async def test_compatibility_endpoints_require_the_hook_credentials_when_set(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, HOOKS_API_KEYS="k1,k2")
+    svc = await guarded(HOOKS_API_KEYS="k1,k2")
     before = f"{svc.internal_url}{BASE}/before-login"
     body = {"identifier": "x@example.com"}
     async with http.post(before, json=body) as response:
@@ -151,13 +133,10 @@ async def test_compatibility_endpoints_require_the_hook_credentials_when_set(
 
 
 async def test_compatibility_endpoints_bound_their_bodies(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, MAX_BODY_SIZE="2048")
+    svc = await guarded(MAX_BODY_SIZE="2048")
     before = f"{svc.internal_url}{BASE}/before-login"
     padded = b'{"identifier": "x@example.com", "pad": "' + b"y" * 4096 + b'"}'
 

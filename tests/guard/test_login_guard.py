@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
-from tests.conftest import Kratos, ServiceFactory
+from tests.conftest import Kratos
 from tests.guard.client import (
     PASSWORD,
     api_flow,
     browser_flow,
     fetch_flow,
     lockout_messages,
-    start,
     submit,
 )
+from tests.guard.conftest import Guarded
 from tests.kratos_standin import validate
 
 LOGIN = "/self-service/login"
@@ -32,14 +32,12 @@ def reached(kratos: Kratos) -> int:
 
 
 async def test_wrong_passwords_are_held_back_with_the_flow_and_a_wait(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     kratos.state.add_identity("alice@example.com", PASSWORD)
-    svc = await start(start_service, kratos, redis_url, redis_prefix, **SMALL)
+    svc = await guarded(**SMALL)
     flow = await api_flow(http, svc.public_url)
     answers = [await submit(http, svc.public_url, flow, "alice@example.com") for _ in range(5)]
     assert [a.status for a in answers] == [400] * 5
@@ -59,14 +57,12 @@ async def test_wrong_passwords_are_held_back_with_the_flow_and_a_wait(
 
 
 async def test_unknown_accounts_are_answered_the_same_way(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     kratos.state.add_identity("alice@example.com", PASSWORD)
-    svc = await start(start_service, kratos, redis_url, redis_prefix, **SMALL)
+    svc = await guarded(**SMALL)
     texts = []
     for identifier in ("alice@example.com", "nobody@example.com"):
         flow = await api_flow(http, svc.public_url)
@@ -80,14 +76,12 @@ async def test_unknown_accounts_are_answered_the_same_way(
 
 
 async def test_success_is_relayed_unchanged_and_forgives_the_account(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     kratos.state.add_identity("alice@example.com", PASSWORD)
-    svc = await start(start_service, kratos, redis_url, redis_prefix, **SMALL)
+    svc = await guarded(**SMALL)
     flow = await browser_flow(http, svc.public_url)
     for _ in range(2):
         await submit(http, svc.public_url, flow, "alice@example.com")
@@ -108,13 +102,11 @@ async def test_success_is_relayed_unchanged_and_forgives_the_account(
 
 
 async def test_submissions_reach_kratos_byte_identical(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    svc = await guarded()
     flow = await api_flow(http, svc.public_url)
     raw = b'{ "password":"p\\u00e4ss" ,"identifier":"x@example.com",  "method":"password"}'
     headers = {"Content-Type": "application/json", "X-Extra": "kept"}
@@ -128,17 +120,11 @@ async def test_submissions_reach_kratos_byte_identical(
 
 
 async def test_identifier_variants_share_one_bucket(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         TRUSTED_PROXIES="127.0.0.1/32",
         BACKOFF_IDENTIFIER_FREE="3",
     )
@@ -158,13 +144,11 @@ async def test_identifier_variants_share_one_bucket(
 
 
 async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="3")
+    svc = await guarded(BACKOFF_PAIR_FREE="3")
     flow = await api_flow(http, svc.public_url)
     for i in range(6):
         await submit(http, svc.public_url, flow, "alice@example.com", forwarded_for=f"10.9.{i}.1")
@@ -175,13 +159,11 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(
 
 
 async def test_fifty_simultaneous_wrong_attempts(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix)  # defaults: pair free 5
+    svc = await guarded()  # defaults: pair free 5
     flow = await api_flow(http, svc.public_url)
     answers = await asyncio.gather(
         *(submit(http, svc.public_url, flow, "alice@example.com") for _ in range(50))
@@ -191,17 +173,11 @@ async def test_fifty_simultaneous_wrong_attempts(
 
 
 async def test_only_secret_bearing_password_posts_count(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         BACKOFF_PAIR_FREE="1",
         RATE_LIMIT_LOGIN="0",
     )
@@ -232,13 +208,11 @@ async def test_only_secret_bearing_password_posts_count(
 
 
 async def test_an_oversized_submission_is_refused_in_the_callers_format(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_MAX_BODY="2048")
+    svc = await guarded(BACKOFF_MAX_BODY="2048")
     flow = await api_flow(http, svc.public_url)
     huge = {"transient_payload": {"x": "y" * 4096}}
     answer = await submit(http, svc.public_url, flow, "a@example.com", extra=huge)
@@ -251,13 +225,11 @@ async def test_an_oversized_submission_is_refused_in_the_callers_format(
 
 
 async def test_browser_is_sent_back_to_the_login_ui_whose_flow_shows_the_lockout(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, **SMALL)
+    svc = await guarded(**SMALL)
     flow = await browser_flow(http, svc.public_url)
     ui = kratos.state.login_ui_url
     for _ in range(3):
@@ -283,17 +255,10 @@ async def test_browser_is_sent_back_to_the_login_ui_whose_flow_shows_the_lockout
 
 
 async def test_legacy_redirect(
-    kratos: Kratos,
-    start_service: ServiceFactory,
+    guarded: Guarded,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         BACKOFF_PAIR_FREE="1",
         BACKOFF_BROWSER_MODE="legacy",
         BACKOFF_LEGACY_REDIRECT_URL="https://app.example/locked?x=1",
@@ -309,13 +274,12 @@ async def test_legacy_redirect(
 
 
 async def test_429_when_the_flow_cannot_be_shown_or_when_configured(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
     redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="1")
+    svc = await guarded(BACKOFF_PAIR_FREE="1")
     gone = await api_flow(http, svc.public_url)
     await submit(http, svc.public_url, gone, "alice@example.com")
     kratos.state.expire_flow(gone.id)  # Kratos no longer shows it (410)
@@ -327,11 +291,8 @@ async def test_429_when_the_flow_cannot_be_shown_or_when_configured(
     assert error["error"]["status"] == "Too Many Requests"
     assert blocked.headers["Retry-After"]
 
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix + "b:",
+    svc = await guarded(
+        REDIS_KEY_PREFIX=redis_prefix + "b:",
         BACKOFF_PAIR_FREE="1",
         BACKOFF_ALWAYS_429="true",
     )
@@ -344,13 +305,11 @@ async def test_429_when_the_flow_cannot_be_shown_or_when_configured(
 
 
 async def test_a_native_app_posting_a_form_gets_its_flow_not_a_redirect(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="1")
+    svc = await guarded(BACKOFF_PAIR_FREE="1")
     flow = await api_flow(http, svc.public_url)
     for _ in range(2):
         answer = await submit(
@@ -366,11 +325,9 @@ NESTED = b"[" * 1100 + b"]" * 1100
 
 
 async def test_json_the_guard_cannot_read_is_refused_never_forwarded_unjudged(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     # Go's decoder takes all of these (deeper nesting, invalid UTF-8, lone surrogates) and
     # would check the password; forwarded unparsed, they would be attempts the guard never saw.
@@ -383,7 +340,7 @@ async def test_json_the_guard_cannot_read_is_refused_never_forwarded_unjudged(
         b"{",
         b"",
     ]
-    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    svc = await guarded()
     flow = await api_flow(http, svc.public_url)
     url = f"{svc.public_url}{LOGIN}?flow={flow.id}"
     for body in bodies:
@@ -395,15 +352,13 @@ async def test_json_the_guard_cannot_read_is_refused_never_forwarded_unjudged(
 
 
 async def test_a_form_naming_two_accounts_is_refused_never_forwarded(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     # A decoy identifier beside the real one must not let an attacker choose which account
     # the guard counts while Kratos checks the other.
-    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    svc = await guarded()
     flow = await api_flow(http, svc.public_url)
     body = (
         "method=password&identifier=decoy%40example.com&identifier=alice%40example.com&password=x"
@@ -419,13 +374,11 @@ async def test_a_form_naming_two_accounts_is_refused_never_forwarded(
 
 
 async def test_an_oversized_chunked_submission_is_refused_unforwarded(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_MAX_BODY="2048")
+    svc = await guarded(BACKOFF_MAX_BODY="2048")
     flow = await api_flow(http, svc.public_url)
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the bytes are counted

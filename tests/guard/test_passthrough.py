@@ -7,20 +7,19 @@ import logging
 import aiohttp
 import pytest
 
-from tests.conftest import Kratos, ServiceFactory
-from tests.guard.client import PASSWORD, api_flow, browser_flow, lockout_messages, start, submit
+from tests.conftest import Kratos
+from tests.guard.client import PASSWORD, api_flow, browser_flow, lockout_messages, submit
+from tests.guard.conftest import Guarded
 
 LOGIN = "/self-service/login"
 
 
 async def test_multipart_posts_are_guarded_and_forwarded_intact(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="2")
+    svc = await guarded(BACKOFF_PAIR_FREE="2")
     flow = await browser_flow(http, svc.public_url)
     url = f"{svc.public_url}{LOGIN}?flow={flow.id}"
     locations, bodies = [], []
@@ -56,13 +55,11 @@ async def test_multipart_posts_are_guarded_and_forwarded_intact(
 
 
 async def test_other_requests_on_login_paths_pass_through(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(start_service, kratos, redis_url, redis_prefix)
+    svc = await guarded()
     async with http.get(f"{svc.public_url}{LOGIN}") as response:
         assert response.status == 405  # Kratos' own answer
     async with http.head(f"{svc.public_url}{LOGIN}/flows?id=x") as response:
@@ -77,17 +74,11 @@ async def test_other_requests_on_login_paths_pass_through(
 
 
 async def test_the_guard_honours_the_path_prefix(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         PUBLIC_PATH_PREFIX="/ory/kratos/public",
         BACKOFF_PAIR_FREE="1",
     )
@@ -100,15 +91,13 @@ async def test_the_guard_honours_the_path_prefix(
 
 
 async def test_logs_and_metrics_name_no_secret(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     kratos.state.add_identity("frank@example.com", PASSWORD)
-    svc = await start(start_service, kratos, redis_url, redis_prefix, BACKOFF_PAIR_FREE="1")
+    svc = await guarded(BACKOFF_PAIR_FREE="1")
     flow = await browser_flow(http, svc.public_url)
     caplog.set_level(logging.INFO, logger="kratos_hooks.guard")
     await submit(http, svc.public_url, flow, "frank@example.com")

@@ -7,8 +7,9 @@ import orjson
 import pytest
 
 from config import ConfigError, load_settings
-from tests.conftest import Kratos, ServiceFactory
-from tests.guard.client import PASSWORD, browser_flow, lockout_messages, start, submit
+from tests.conftest import Kratos
+from tests.guard.client import PASSWORD, browser_flow, lockout_messages, submit
+from tests.guard.conftest import Guarded
 
 
 def _cookies(set_cookies: list[str], jar: dict[str, str]) -> str:
@@ -19,18 +20,12 @@ def _cookies(set_cookies: list[str], jar: dict[str, str]) -> str:
 
 
 async def test_wrong_totp_codes_are_backed_off_per_session(
+    guarded: Guarded,
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    redis_url: str,
-    redis_prefix: str,
 ) -> None:
     kratos.state.add_identity("gina@example.com", PASSWORD, totp=True)
-    svc = await start(
-        start_service,
-        kratos,
-        redis_url,
-        redis_prefix,
+    svc = await guarded(
         BACKOFF_METHODS="password,totp",
         BACKOFF_PAIR_FREE="2",
     )
