@@ -480,3 +480,13 @@ def test_logout_recognition() -> None:
 def test_rate_limit_windows() -> None:
     assert window_of(125.0, 60) == (2, 55)
     assert window_of(179.9, 60) == (2, 1)
+
+
+def test_proxy_trust_answers_stay_right_past_its_memo_bound() -> None:
+    trust = ProxyTrust(LOOPBACK, limit=2)
+    peers = ["127.0.0.1", "198.51.100.1", "127.0.0.2", "::1", "127.0.0.1"]
+    assert [trust.trusts(p) for p in peers] == [True, False, True, False, True]
+    # A trusted proxy's X-Forwarded-For names the client; anyone else's is ignored.
+    assert trust.client_ip("127.0.0.1", ("203.0.113.5",)) == "203.0.113.5"
+    assert trust.client_ip("198.51.100.1", ("203.0.113.5",)) == "198.51.100.1"
+    assert trust.client_ip("127.0.0.1", ("203.0.113.6",)) == "203.0.113.6"
