@@ -2,6 +2,7 @@
 
     browser (Accept prefers text/html, not XHR)   GET/HEAD → 302 to login, other → 303
     API / XHR                                     401 JSON + WWW-Authenticate, 403 JSON …
+                                                  (step-up: 403 {"error": "aal2_required", …})
     nginx style                                   401 / 403 only, login URL in X-Login
 
 Redirects are always absolute (Traefik would resolve a relative ``Location`` against the
@@ -77,6 +78,18 @@ def _json(status: int, error_id: str, reason: str, caller: Caller, **details: An
     return Answer(status, (), body)
 
 
+def _step_up(denial: Denial, caller: Caller) -> dict[str, Any]:
+    """``{"error": "aal2_required", …}``: a flat, OAuth-style code a client can switch on,
+    with the step-up login an SPA sends its user to."""
+    return {
+        "error": "aal2_required",
+        "error_description": denial.reason,
+        "required_aal": "aal2",
+        "redirect_browser_to": login_redirect(caller.login_url, caller.original, aal="aal2"),
+        "request_id": caller.request_id,
+    }
+
+
 def _realm(caller: Caller) -> tuple[str, str]:
     host = caller.original.hostname.replace('"', "")
     return ("WWW-Authenticate", f'Bearer realm="{host}", Session realm="{host}"')
@@ -111,8 +124,7 @@ def deny(denial: Denial, caller: Caller) -> Answer:
         answer = _json(401, "unauthorized", denial.reason, caller)
         return Answer(401, (_realm(caller),), answer.body)
     if kind == "step_up":
-        location = login_redirect(caller.login_url, caller.original, aal="aal2")
-        return _json(403, "aal2_required", denial.reason, caller, redirect_browser_to=location)
+        return Answer(403, (), _step_up(denial, caller))
     if kind == "forbidden":
         return _json(403, "forbidden", denial.reason, caller)
     if kind == "not_found":

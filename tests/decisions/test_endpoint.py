@@ -107,7 +107,7 @@ async def test_step_up_for_aal1_sessions(decisions: Decisions, http: aiohttp.Cli
         decisions.url, headers={**forwarded("/secure/x"), **API, "X-Session-Token": token}
     ) as api:
         body = await api.json()
-    assert api.status == 403 and body["error"]["id"] == "aal2_required"
+    assert api.status == 403 and body["error"] == "aal2_required"
     _, strong, _ = decisions.user(aal="aal2")
     assert (await ask(http, decisions, "/secure/x", **{"X-Session-Token": strong})).status == 200
 
@@ -142,7 +142,7 @@ async def test_kratos_requiring_aal2_is_a_step_up_not_a_401(
         decisions.url, headers={**forwarded("/app"), **API, "X-Session-Token": token}
     ) as api:
         body = await api.json()
-    assert api.status == 403 and body["error"]["id"] == "aal2_required"
+    assert api.status == 403 and body["error"] == "aal2_required"
     browser = await ask(http, decisions, "/app", **BROWSER, Cookie=f"{COOKIE}={cookie}")
     assert browser.status == 302 and "aal=aal2" in browser.headers["Location"]
 

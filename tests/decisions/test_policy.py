@@ -323,8 +323,10 @@ def test_step_up_for_browser_and_api() -> None:
     assert _location_query(dict(browser.headers)["Location"])["aal"] == ["aal2"]
     api = deny(Denial("step_up", "x"), caller(False))
     assert api.status == 403 and api.body is not None
-    assert api.body["error"]["id"] == "aal2_required"
-    assert "aal=aal2" in api.body["error"]["details"]["redirect_browser_to"]
+    assert api.body["error"] == "aal2_required" and api.body["required_aal"] == "aal2"
+    redirect = urlsplit(api.body["redirect_browser_to"])
+    assert _location_query(api.body["redirect_browser_to"])["aal"] == ["aal2"]
+    assert redirect.scheme == "https" and redirect.netloc  # absolute, like the browser's
 
 
 @pytest.mark.parametrize(
