@@ -60,6 +60,10 @@ class Authenticator(Protocol):
 
     def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None: ...
 
+    def known(self, credential: Credential) -> AuthResult | None:
+        """The answer already in memory, without a coroutine; None: ``resolve`` must ask."""
+        ...
+
     async def resolve(self, credential: Credential) -> AuthResult: ...
 
 
@@ -86,8 +90,11 @@ class Anonymous:
     def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
         return Credential("token", "")  # always present: the anonymous subject
 
-    async def resolve(self, credential: Credential) -> AuthResult:
+    def known(self, credential: Credential) -> AuthResult:
         return AuthResult("subject", Subject(), None, self.name)
+
+    async def resolve(self, credential: Credential) -> AuthResult:
+        return self.known(credential)
 
 
 class SessionCookie:
@@ -101,6 +108,14 @@ class SessionCookie:
     def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
         value = cookie_value(headers.getall("Cookie", ()), self._cookie_name)
         return Credential("cookie", value, self._cookie_name) if value else None
+
+    def known(self, credential: Credential) -> AuthResult | None:
+        result = self._cache.cached(credential)
+        return (
+            None
+            if result is None
+            else _from_whoami(result, credential, self.name, self._roles_path)
+        )
 
     async def resolve(self, credential: Credential) -> AuthResult:
         result = self._cache.cached(credential) or await self._cache.lookup(credential)
@@ -118,6 +133,14 @@ class SessionToken:
         value = session_token(headers)
         return Credential("token", value) if value else None
 
+    def known(self, credential: Credential) -> AuthResult | None:
+        result = self._cache.cached(credential)
+        return (
+            None
+            if result is None
+            else _from_whoami(result, credential, self.name, self._roles_path)
+        )
+
     async def resolve(self, credential: Credential) -> AuthResult:
         result = self._cache.cached(credential) or await self._cache.lookup(credential)
         return _from_whoami(result, credential, self.name, self._roles_path)
@@ -134,4 +157,19 @@ async def authenticate(
         credential = authenticator.credential(headers)
         if credential is not None:
             return await authenticator.resolve(credential)
+    return AuthResult("none")
+
+
+def authenticate_known(
+    chain: Sequence[AuthenticatorName],
+    registry: Mapping[str, Authenticator],
+    headers: CIMultiDictProxy[str],
+) -> AuthResult | None:
+    """``authenticate`` without a coroutine, when memory already knows the answer (a cached
+    session: the common case); None when the deciding authenticator must ask."""
+    for name in chain:
+        authenticator = registry[name]
+        credential = authenticator.credential(headers)
+        if credential is not None:
+            return authenticator.known(credential)
     return AuthResult("none")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from proxy.metrics import LATENCY_BUCKETS
+from proxy.tally import Tally
 
-DECISIONS = Counter(
+# Counted on every decision: tallies (plain integers read at scrape time), not locked counters.
+DECISIONS = Tally(
     "kratos_hooks_decisions_total",
     "Decisions answered, by rule id and result "
     "(allow, unauthenticated, forbidden, step_up, not_found, rate_limited, unavailable).",
@@ -26,7 +28,7 @@ WHOAMI_LATENCY = Histogram(
     "Time Kratos took to answer /sessions/whoami.",
     buckets=LATENCY_BUCKETS,
 )
-SESSION_CACHE = Counter(
+SESSION_CACHE = Tally(
     "kratos_hooks_decisions_session_cache_total",
     "Session-cache look-ups, by layer (local, redis) and result (hit, miss).",
     ["layer", "result"],

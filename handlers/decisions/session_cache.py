@@ -179,7 +179,7 @@ class SessionCache:
         entry = decode(raw) if raw else None
         if entry is not None and entry.expires <= self._clock():
             return None
-        SESSION_CACHE.labels("redis", "hit" if entry else "miss").inc()
+        SESSION_CACHE.labels("redis", "hit" if entry else "miss").count += 1
         return entry
 
     async def _put_redis(self, key: str, entry: Entry, *, replace: bool = False) -> None:
@@ -213,16 +213,16 @@ class SessionCache:
         entry = self._get_local(credential_key(credential.value))
         if entry is None:
             return None
-        LOCAL_HIT.inc()
+        LOCAL_HIT.count += 1
         return entry.result
 
     async def lookup(self, credential: Credential) -> WhoamiResult:
         key = credential_key(credential.value)
         entry = self._get_local(key)
         if entry is not None:
-            LOCAL_HIT.inc()
+            LOCAL_HIT.count += 1
             return entry.result
-        LOCAL_MISS.inc()
+        LOCAL_MISS.count += 1
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._fetch(key, credential))
