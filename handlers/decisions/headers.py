@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from handlers.decisions.subject import Subject, dig
 
 IDENTITY_HEADERS = (
@@ -83,7 +85,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def allow_headers(
     subject: Subject, extras: tuple[tuple[str, str], ...], *, with_identity: bool
-) -> dict[str, str]:
+) -> Mapping[str, str]:
     """The headers of an allow answer: identity, the rule's extras, and ``no-store`` (an
     answer about one credential must never be cached by a proxy for another)."""
     if with_identity and not extras and not subject.anonymous:
@@ -94,9 +96,12 @@ def allow_headers(
     return headers | NO_STORE
 
 
-def _identity_headers_no_store(subject: Subject) -> dict[str, str]:
+def _identity_headers_no_store(subject: Subject) -> CIMultiDictProxy[str]:
+    # A read-only multidict: web.Response copies it in one C call, where a dict is re-keyed
+    # header by header — on every decision of a session.
     key = "allow_headers:" + subject.roles_path
-    cached: dict[str, str] | None = subject.memo.get(key)
+    cached: CIMultiDictProxy[str] | None = subject.memo.get(key)
     if cached is None:
-        cached = subject.memo[key] = identity_headers(subject) | NO_STORE
-    return cached  # read only: web.Response copies it
+        headers = CIMultiDict(identity_headers(subject) | NO_STORE)
+        cached = subject.memo[key] = CIMultiDictProxy(headers)
+    return cached
