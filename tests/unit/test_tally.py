@@ -1,0 +1,34 @@
+"""Tallies: hot-path counters that scrape exactly like prometheus_client counters."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from proxy.tally import Tally
+
+
+def test_a_tally_scrapes_as_a_counter_per_label_set() -> None:
+    registry = CollectorRegistry()
+    tally = Tally("demo_decisions_total", "Decisions.", ["rule", "result"], registry=registry)
+    allow = tally.labels("app", "allow")
+    allow.count += 1
+    allow.count += 1
+    tally.labels("app", "forbidden").count += 1
+    assert tally.labels("app", "allow") is allow  # resolved once, incremented often
+    text = generate_latest(registry).decode()
+    assert "# TYPE demo_decisions_total counter" in text
+    assert 'demo_decisions_total{result="allow",rule="app"} 2.0' in text or (
+        'demo_decisions_total{rule="app",result="allow"} 2.0' in text
+    )
+    assert (
+        registry.get_sample_value("demo_decisions_total", {"rule": "app", "result": "forbidden"})
+        == 1.0
+    )
+    assert tally.value("app", "allow") == 2 and tally.value("app", "deny") == 0
+
+
+def test_a_tally_refuses_the_wrong_labels() -> None:
+    tally = Tally("demo_total", "Demo.", ["layer", "result"], registry=None)
+    with pytest.raises(ValueError, match="expected labels"):
+        tally.labels("local")
