@@ -17,7 +17,7 @@ Two passes, as in the proxy benchmark:
 - **peak** (closed loop, ``wrk``): the most each target does. At saturation latency is
   queueing (all connections in flight), so its p99 gap mostly restates the throughput gap;
 - **fixed load** (open loop, ``benchkit/openloop.py``): both targets at the same fixed rates
-  — a quarter and half of the plain proxy's peak by default — requests released on
+  — a quarter, three eighths and half of the plain proxy's peak by default — requests released on
   schedule. The p99 difference here is what the guard adds to a login a user makes — the
   figure the target is about. On a 2-core machine the stand-in, both proxies, Redis and the
   load generator share the cores: at half load the machine itself is near its knee, and
@@ -61,7 +61,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "6"))
 # Fixed loads, as shares of the plain proxy's peak, at which both targets are measured.
 LOAD_SHARES = tuple(
-    float(share) for share in os.environ.get("BENCH_LOAD_SHARES", "0.25,0.5").split(",")
+    float(share) for share in os.environ.get("BENCH_LOAD_SHARES", "0.25,0.375,0.5").split(",")
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 EMAIL, PASSWORD = "bench@example.org", "bench password"
