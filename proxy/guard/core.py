@@ -9,6 +9,7 @@ here, in one place: fail-open onto the bounded in-process limiter (default) or f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -79,6 +80,7 @@ class Guard:
         self._warned_at = -math.inf
         self._configured_ui = self.config.ui_urls()
         self._learned_ui: dict[str, str] = {}
+        self._settling: set[asyncio.Task[None]] = set()
 
     def ui_url(self, kind: str) -> str | None:
         """Where a blocked browser goes: the flow kind's configured UI, else the one Kratos
@@ -173,6 +175,31 @@ class Guard:
         if attempt.settled:
             return
         attempt.settled = True
+        await self._settle(attempt, outcome)
+
+    def finish_soon(self, attempt: Attempt, outcome: Outcome) -> None:
+        """``finish`` in the background, once the answer is on its way: the caller's
+        connection takes its next request at once instead of after this round trip (proxies
+        reuse the connection that answered last). Meanwhile the attempt stays in flight,
+        which judges a retry exactly as the settled failure would — nothing slips through."""
+        if attempt.settled:
+            return
+        attempt.settled = True
+        task = asyncio.get_running_loop().create_task(self._settle(attempt, outcome))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("settling a login attempt failed", exc_info=exc)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for attempts still settling (at shutdown, before the store closes)."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout)
+
+    async def _settle(self, attempt: Attempt, outcome: Outcome) -> None:
         ATTEMPTS.labels(outcome.value).inc()
         now = self.clock()
         try:

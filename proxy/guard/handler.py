@@ -158,10 +158,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             try:
                 return await send(request, upstream, head, complete)
             finally:
-                # After the answer is on its way: the caller does not wait for this round
-                # trip, and a retry arriving before it finds the attempt still in flight,
-                # which judges exactly as the settled failure would.
-                await guard.finish(attempt, outcome)
+                # After the answer is on its way, and off this connection's critical path.
+                guard.finish_soon(attempt, outcome)
     finally:
         await guard.finish(attempt, Outcome.NOT_COUNTED)  # a no-op once settled
 

@@ -71,8 +71,9 @@ def make_guard(app: web.Application) -> Guard:
 
 
 async def guard_context(app: web.Application) -> AsyncIterator[None]:
-    app[GUARD] = make_guard(app)
+    app[GUARD] = guard = make_guard(app)
     yield
+    await guard.drain()  # attempts still settling land before Redis closes
 
 
 def install_public(app: web.Application) -> None:
