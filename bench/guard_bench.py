@@ -58,7 +58,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
-OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "6"))
+OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "10"))
 # Fixed loads, as shares of the plain proxy's peak, at which both targets are measured.
 LOAD_SHARES = tuple(
     float(share) for share in os.environ.get("BENCH_LOAD_SHARES", "0.25,0.375,0.5").split(",")
