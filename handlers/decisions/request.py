@@ -115,7 +115,7 @@ class OriginalRequest:
         original = cls.__new__(cls)  # every decision makes one: no work for unread parts
         original.uri = uri
         original.trusted = call.trusted
-        original.path = normalize_path(uri.partition("?")[0])
+        original.path = path_of(uri)
         original._call = call
         original._method = original._scheme = original._host = original._client_ip = None
         original._registry = original._hostname = None
@@ -203,6 +203,22 @@ def normalize_path(raw: str) -> str:
     path = "/" + "/".join(out)
     trailing = segments[-1] in {"", ".", ".."} or unquote(segments[-1]) in {".", ".."}
     return path + "/" if trailing and out else path
+
+
+# Proxies ask about the same few URIs over and over: their paths are remembered, boundedly
+# (emptied when full, so a client sending endless new URIs costs one insert each, no more).
+_PATHS: dict[str, str] = {}
+PATHS_LIMIT = 4096
+
+
+def path_of(uri: str) -> str:
+    """``normalize_path`` of ``uri``'s path (its query dropped), remembered."""
+    path = _PATHS.get(uri)
+    if path is None:
+        if len(_PATHS) >= PATHS_LIMIT:
+            _PATHS.clear()
+        path = _PATHS[uri] = normalize_path(uri.partition("?")[0])
+    return path
 
 
 # The host ends up in redirect URLs: nothing that could end the authority ("/", "@", "?" …).

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from handlers.decisions import request as request_module
 from handlers.decisions.authenticators import cookie_value, session_token
 from handlers.decisions.authorizers import authorize
 from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_redirect
@@ -265,6 +266,13 @@ def test_nginx_original_uri_and_path_style() -> None:
 )
 def test_paths_are_matched_as_an_app_would_route_them(raw: str, path: str) -> None:
     assert original(raw + "?q=1").path == path
+    assert original(raw + "?q=1").path == path  # the remembered answer is the same
+
+
+def test_remembered_paths_stay_bounded() -> None:
+    for n in range(request_module.PATHS_LIMIT + 10):
+        assert request_module.path_of(f"/unique/{n}/../x{n}?q") == f"/unique/x{n}"
+    assert len(request_module._PATHS) <= request_module.PATHS_LIMIT
 
 
 # --- errors by caller ---------------------------------------------------------------------
