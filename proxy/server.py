@@ -111,7 +111,7 @@ def freeze_startup_heap() -> None:
     """Move everything alive after start-up (modules, settings, the spec, connection pools
     …) out of the collector's reach: a full collection then walks only what requests left
     behind. Measured (ad hoc, one worker under 2,500 req/s): full collections of that heap
-    took 14–24 ms each and were the p99 of a proxied GET; after the freeze they vanish."""
+    took 14-24 ms each and were the p99 of a proxied GET; after the freeze they vanish."""
     gc.collect()
     gc.freeze()
 
