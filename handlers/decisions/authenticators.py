@@ -97,53 +97,45 @@ class Anonymous:
         return self.known(credential)
 
 
-class SessionCookie:
-    name = "session_cookie"
+class _KratosSession:
+    """What the cookie and the token authenticators share: Kratos' answer about the
+    credential, from the session cache when it knows it."""
 
-    def __init__(self, cache: SessionCache, cookie_name: str, roles_path: str) -> None:
-        self._cache = cache
-        self._cookie_name = cookie_name
-        self._roles_path = roles_path
-
-    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
-        value = cookie_value(headers.getall("Cookie", ()), self._cookie_name)
-        return Credential("cookie", value, self._cookie_name) if value else None
-
-    def known(self, credential: Credential) -> AuthResult | None:
-        result = self._cache.cached(credential)
-        return (
-            None
-            if result is None
-            else _from_whoami(result, credential, self.name, self._roles_path)
-        )
-
-    async def resolve(self, credential: Credential) -> AuthResult:
-        result = self._cache.cached(credential) or await self._cache.lookup(credential)
-        return _from_whoami(result, credential, self.name, self._roles_path)
-
-
-class SessionToken:
-    name = "session_token"
+    name: str
 
     def __init__(self, cache: SessionCache, roles_path: str) -> None:
         self._cache = cache
         self._roles_path = roles_path
 
-    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
-        value = session_token(headers)
-        return Credential("token", value) if value else None
-
     def known(self, credential: Credential) -> AuthResult | None:
         result = self._cache.cached(credential)
-        return (
-            None
-            if result is None
-            else _from_whoami(result, credential, self.name, self._roles_path)
-        )
+        if result is None:
+            return None
+        return _from_whoami(result, credential, self.name, self._roles_path)
 
     async def resolve(self, credential: Credential) -> AuthResult:
         result = self._cache.cached(credential) or await self._cache.lookup(credential)
         return _from_whoami(result, credential, self.name, self._roles_path)
+
+
+class SessionCookie(_KratosSession):
+    name = "session_cookie"
+
+    def __init__(self, cache: SessionCache, cookie_name: str, roles_path: str) -> None:
+        super().__init__(cache, roles_path)
+        self._cookie_name = cookie_name
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
+        value = cookie_value(headers.getall("Cookie", ()), self._cookie_name)
+        return Credential("cookie", value, self._cookie_name) if value else None
+
+
+class SessionToken(_KratosSession):
+    name = "session_token"
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
+        value = session_token(headers)
+        return Credential("token", value) if value else None
 
 
 async def authenticate(
