@@ -21,7 +21,6 @@ BENCH_SECONDS, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ROUNDS, BEN
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from benchkit.processes import (
     clean_env,
     exit_on_sigterm,
     free_port,
+    freeze_heap,
     venv_python,
     wait_http_ok,
 )
@@ -85,11 +85,7 @@ def serve_standin(port: int, token_file: Path) -> None:
 
     app.router.add_get("/__bench/calls", calls)
     token_file.write_text(token)
-    # The stand-in is the shared upstream of both targets: its own full garbage collections
-    # (over the Kratos spec it loads, 20-30 ms each) would land on whichever target is being
-    # measured at the time. Frozen out of the collector, as kratos-hooks freezes its own.
-    gc.collect()
-    gc.freeze()
+    freeze_heap()  # the shared upstream of both targets must not pause for its GC
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

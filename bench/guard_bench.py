@@ -31,7 +31,6 @@ BENCH_KEEP_TMP.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
@@ -49,6 +48,7 @@ from benchkit.processes import (
     clean_env,
     exit_on_sigterm,
     free_port,
+    freeze_heap,
     venv_python,
     wait_http_ok,
 )
@@ -85,11 +85,7 @@ def serve_standin(port: int) -> None:
         return web.json_response({})
 
     app.router.add_post("/__bench/forget", forget)
-    # The stand-in is the shared upstream of both targets: its own full garbage collections
-    # (over the Kratos spec it loads, 20-30 ms each) would land on whichever target is being
-    # measured at the time. Frozen out of the collector, as kratos-hooks freezes its own.
-    gc.collect()
-    gc.freeze()
+    freeze_heap()  # the shared upstream of both targets must not pause for its GC
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from benchkit.processes import freeze_heap
+
 _DRAIN_SECONDS = 5.0
 
 
@@ -258,10 +260,8 @@ def run(
     """Send ``request`` at ``rate`` per second for ``warmup + seconds``; latency of the rest."""
     if rate <= 0:
         raise ValueError("rate must be positive")
-    # The client's own full collections (over the benchmark script's heap) would stall it and
-    # show up as server latency: what exists now is frozen out of the collector for the run.
-    gc.collect()
-    gc.freeze()
+    # The client's own full collections would stall it and show up as server latency.
+    freeze_heap()
     try:
         try:
             import uvloop
