@@ -11,7 +11,6 @@ the raw bytes of a request it could not parse.
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import logging
 import sys
 import time
@@ -21,6 +20,7 @@ import orjson
 from aiohttp.http import HttpProcessingError
 
 from config.redact import mask_url_credentials
+from proxy.digests import sha256_hex
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -32,7 +32,7 @@ _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asc
 def fingerprint(secret: str | bytes) -> str:
     """A short, stable, non-reversible tag for correlating a secret across log lines."""
     data = secret.encode() if isinstance(secret, str) else secret
-    return hashlib.sha256(data).hexdigest()[:12]
+    return sha256_hex(data)[:12]
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

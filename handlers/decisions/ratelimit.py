@@ -8,7 +8,6 @@ at a window edge is acceptable. Redis unreachable → the counters fall back to 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -18,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from handlers.decisions.metrics import REDIS_ERRORS
+from proxy.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 
@@ -51,7 +51,7 @@ class RateLimiter:
     async def hit(self, rule: str, scope: str, who: str, limit: int, window: float) -> int | None:
         """Count one request; the seconds to wait when over ``limit``, else None."""
         index, retry_after = window_of(self._clock(), window)
-        tag = hashlib.sha256(who.encode()).hexdigest()[:24]
+        tag = sha256_hex(who.encode())[:24]
         key = f"{self._prefix}decisions:rate:{rule}:{scope}:{tag}:{index}"
         client = self._redis()
         count: int

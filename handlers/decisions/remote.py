@@ -13,7 +13,6 @@ request, and the next decision should try again).
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -29,6 +28,7 @@ from handlers.decisions.metrics import REMOTE
 from handlers.decisions.request import OriginalRequest
 from handlers.decisions.rules import Webhook
 from handlers.decisions.subject import Subject
+from proxy.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 
@@ -67,7 +67,7 @@ def cache_key(webhook: Webhook, subject: Subject, headers: Mapping[str, str]) ->
     """(webhook, identity, request) — everything the webhook was shown except its own secret."""
     shown = sorted((k.lower(), v) for k, v in headers.items() if k.lower() != "authorization")
     raw = orjson.dumps([webhook.name, webhook.url, subject.id, shown])
-    return hashlib.sha256(raw).hexdigest()
+    return sha256_hex(raw)
 
 
 class RemoteAuthorizer:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import weakref
@@ -30,6 +29,7 @@ from redis.exceptions import RedisError
 from handlers.decisions.metrics import REDIS_ERRORS, SESSION_CACHE
 from handlers.decisions.subject import parse_time
 from handlers.decisions.whoami import Credential, WhoamiClient, WhoamiResult
+from proxy.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 LOCAL_HIT = SESSION_CACHE.labels("local", "hit")
@@ -42,7 +42,7 @@ REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 def credential_key(value: str) -> str:
     """The cache key of a session token or cookie value."""
-    return hashlib.sha256(value.encode()).hexdigest()
+    return sha256_hex(value.encode())
 
 
 def session_key(prefix: str, key: str) -> str:

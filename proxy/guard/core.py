@@ -10,7 +10,6 @@ here, in one place: fail-open onto the bounded in-process limiter (default) or f
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -19,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from config.settings import Settings
+from proxy.digests import sha256_hex
 from proxy.errors import DependencyUnavailable
 from proxy.guard.classify import back_to_flow
 from proxy.guard.identity import Keyer, address_group, normalise_identifier
@@ -119,7 +119,7 @@ class Guard:
         return (ident, ip, Bucket("pair", pair_key, p.pair, True))
 
     def flow_key(self, flow_id: str) -> str:
-        return f"{BUCKETS}flow:{hashlib.sha256(flow_id.encode()).hexdigest()[:32]}"
+        return f"{BUCKETS}flow:{sha256_hex(flow_id.encode())[:32]}"
 
     def rate_window(self, flow: str, ip: str, limit: int) -> RateWindow | None:
         if limit <= 0:

@@ -8,11 +8,11 @@ and cannot be reversed by hashing a list of guesses without the secret.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import secrets
 import unicodedata
+
+from proxy.digests import Hmac
 
 # Ordinary login identifiers are short; a longer one is hashed as is, truncated, so a
 # megabyte "identifier" costs no more than a normal one.
@@ -52,11 +52,10 @@ class Keyer:
     """Names buckets with an HMAC under the server secret (hex, 128 bits)."""
 
     def __init__(self, secret: str) -> None:
-        self._secret = secret.encode()
+        self._hmac = Hmac(secret.encode())
 
     def _mac(self, kind: str, value: str) -> str:
-        digest = hmac.new(self._secret, f"{kind}\x00{value}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:32]
+        return self._hmac.hex(f"{kind}\x00{value}".encode())[:32]
 
     def identifier(self, normalised: str) -> str:
         return self._mac("identifier", normalised)
