@@ -34,19 +34,26 @@ def _driver_kwargs() -> dict[str, Any]:
 _DRIVER = _driver_kwargs()
 
 
+def make_client(url: str, *, socket_timeouts: bool = True) -> aioredis.Redis:
+    """A client of ``url``.
+
+    ``socket_timeouts=False`` is for a caller that bounds each call itself with one
+    ``asyncio.timeout``: redis-py's own socket timeout runs every write in
+    ``asyncio.wait_for`` — a task per command — which cost about 30 µs of CPU per call
+    (measured ad hoc; the login guard makes two calls per login).
+    """
+    return aioredis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT if socket_timeouts else None,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        health_check_interval=15,
+        **_DRIVER,
+    )
+
+
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
     url = app[SETTINGS].store.redis_url
-    app[REDIS] = (
-        aioredis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            health_check_interval=15,
-            **_DRIVER,
-        )
-        if url
-        else None
-    )
+    app[REDIS] = make_client(url) if url else None
     yield
     client = app[REDIS]
     if client is not None:

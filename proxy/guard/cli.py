@@ -27,6 +27,8 @@ from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, StoreUnavailable
 from proxy.logs import fingerprint
 
+CLI_TIMEOUT = 5.0  # seconds per Redis round trip: support tooling may wait longer than a login
+
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backoff = commands.add_parser("backoff", help="inspect or clear an account's login backoff")
@@ -87,7 +89,7 @@ def _guard(settings: Settings, client: aioredis.Redis) -> Guard:
     strict = dataclasses.replace(
         settings, backoff=dataclasses.replace(settings.backoff, fail_closed=True)
     )
-    store = RedisStore(client, settings.store.redis_key_prefix)
+    store = RedisStore(client, settings.store.redis_key_prefix, timeout=CLI_TIMEOUT)
     return Guard(strict, store, fallback=MemoryStore(1), keyer=Keyer(settings.backoff.secret))
 
 
@@ -100,7 +102,9 @@ def _bucket(guard: Guard, args: argparse.Namespace) -> tuple[str, str, BucketPol
 
 
 async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo) -> int:
-    client = aioredis.from_url(settings.store.redis_url, socket_timeout=5, driver_info=driver)
+    client = aioredis.from_url(
+        settings.store.redis_url, socket_timeout=CLI_TIMEOUT, driver_info=driver
+    )
     try:
         guard = _guard(settings, client)
         label, key, policy = _bucket(guard, args)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from config.settings import Settings
@@ -21,7 +22,8 @@ from proxy.guard.keys import GUARD
 from proxy.guard.ratelimit import limited
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, Store
-from proxy.keys import REDIS, SETTINGS
+from proxy.keys import SETTINGS
+from proxy.redis_client import make_client
 
 log = logging.getLogger("kratos_hooks.guard")
 
@@ -58,10 +60,8 @@ def shared_for(settings: Settings) -> _Shared:
     return shared
 
 
-def make_guard(app: web.Application) -> Guard:
-    settings = app[SETTINGS]
+def make_guard(settings: Settings, client: aioredis.Redis | None) -> Guard:
     shared = shared_for(settings)
-    client = app[REDIS]
     store: Store = (
         RedisStore(client, settings.store.redis_key_prefix)
         if client is not None
@@ -71,9 +71,16 @@ def make_guard(app: web.Application) -> Guard:
 
 
 async def guard_context(app: web.Application) -> AsyncIterator[None]:
-    app[GUARD] = guard = make_guard(app)
+    """The guard and its own Redis client: one without per-socket timeouts, since the store
+    bounds each call itself (two calls per login, on the login's path)."""
+    settings = app[SETTINGS]
+    url = settings.store.redis_url
+    client = make_client(url, socket_timeouts=False) if url else None
+    app[GUARD] = guard = make_guard(settings, client)
     yield
     await guard.drain()  # attempts still settling land before Redis closes
+    if client is not None:
+        await client.aclose()
 
 
 def install_public(app: web.Application) -> None:

@@ -11,14 +11,15 @@ from several hash slots: a Redis Cluster would need a hash tag (not supported ye
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.guard.policy import ALLOWED, Bucket, Outcome, Verdict
 from proxy.guard.store import BucketReport, FlowHold, RateWindow, StoreUnavailable
+from proxy.redis_client import SOCKET_TIMEOUT
 
 # Mirrors policy.judge / policy.apply; keep the two in step (tests compare them).
 _WAIT = """
@@ -107,6 +108,7 @@ return 0
 """
 
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+_T = TypeVar("_T")
 
 
 def _ms(seconds: float) -> int:
@@ -114,9 +116,15 @@ def _ms(seconds: float) -> int:
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    """The bucket store in Redis. Each call is bounded by ``timeout`` here, so the client
+    may be one without socket timeouts of its own (``redis_client.make_client``)."""
+
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, *, timeout: float = SOCKET_TIMEOUT
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._timeout = timeout
         self._reserve = client.register_script(RESERVE)
         self._settle = client.register_script(SETTLE)
         self._hit = client.register_script(HIT)
@@ -128,11 +136,16 @@ class RedisStore:
             keys += [name, name + ":r"]
         return keys
 
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _call(self, call: Awaitable[_T]) -> _T:
+        """One round trip, bounded: a silent Redis is an unavailable one after ``timeout``."""
         try:
-            return await script(keys=keys, args=args)
+            async with asyncio.timeout(self._timeout):
+                return await call
         except _ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return await self._call(script(keys=keys, args=args))
 
     async def reserve(
         self,
@@ -174,16 +187,11 @@ class RedisStore:
 
     async def remember_flow(self, key: str, hold: FlowHold, now: float) -> None:
         value = f"{_ms(hold.until)}:{'rate' if hold.rate else 'backoff'}"
-        try:
-            await self._client.set(self._prefix + key, value, px=max(1, _ms(hold.until - now)))
-        except _ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        px = max(1, _ms(hold.until - now))
+        await self._call(self._client.set(self._prefix + key, value, px=px))
 
     async def flow_lockout(self, key: str, now: float) -> FlowHold | None:
-        try:
-            value = await self._client.get(self._prefix + key)
-        except _ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        value = await self._call(self._client.get(self._prefix + key))
         if value is None:
             return None
         until, _, reason = (value.decode() if isinstance(value, bytes) else str(value)).partition(
@@ -195,14 +203,11 @@ class RedisStore:
 
     async def inspect(self, key: str, now: float) -> BucketReport | None:
         name = self._prefix + key
-        try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hmget(name, ["f", "t"])
-                pipe.pttl(name)
-                pipe.zcount(name + ":r", f"({_ms(now)}", "+inf")
-                (failures, last), ttl, in_flight = await pipe.execute()
-        except _ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hmget(name, ["f", "t"])
+        pipe.pttl(name)
+        pipe.zcount(name + ":r", f"({_ms(now)}", "+inf")
+        (failures, last), ttl, in_flight = await self._call(pipe.execute())
         if failures is None and not in_flight:
             return None
         return BucketReport(
@@ -212,10 +217,13 @@ class RedisStore:
     async def clear(self, keys: Sequence[str], prefixes: Sequence[str]) -> int:
         names = [self._prefix + k for k in keys]
         names += [name + ":r" for name in list(names)]
-        try:
-            for prefix in prefixes:
-                async for found in self._client.scan_iter(match=f"{self._prefix}{prefix}*"):
-                    names.append(found.decode() if isinstance(found, bytes) else found)
-            return int(await self._client.delete(*names)) if names else 0
-        except _ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        for prefix in prefixes:  # SCAN page by page, each page one bounded round trip
+            cursor: int = 0
+            while True:
+                cursor, found = await self._call(
+                    self._client.scan(cursor, match=f"{self._prefix}{prefix}*", count=1000)
+                )
+                names += [name.decode() if isinstance(name, bytes) else name for name in found]
+                if not cursor:
+                    break
+        return int(await self._call(self._client.delete(*names))) if names else 0

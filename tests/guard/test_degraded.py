@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
 
+from proxy.redis_client import SOCKET_TIMEOUT
 from tests.conftest import Kratos, ServiceFactory
 from tests.guard.client import (
     PASSWORD,
@@ -65,6 +67,33 @@ async def test_redis_cut_mid_test_fails_open_onto_the_in_process_limiter(
     # Back on Redis, which still remembers alice's two failures on this address.
     await submit(http, svc.public_url, flow, "alice@example.com")
     assert lockout_messages((await submit(http, svc.public_url, flow, "alice@example.com")).json())
+
+
+async def test_a_silent_redis_costs_a_login_one_bounded_wait_then_fails_open(
+    kratos: Kratos,
+    start_service: ServiceFactory,
+    http: aiohttp.ClientSession,
+    relay_to: RelayTo,
+    redis_prefix: str,
+) -> None:
+    # Connections stay open and nothing comes back: only the store's own per-call bound
+    # (its client has no socket timeouts) turns that into an outage.
+    kratos.state.add_identity("alice@example.com", PASSWORD)
+    relay = await relay_to("127.0.0.1", 6379)
+    svc = await start(start_service, kratos, relay.url("redis", "/0"), redis_prefix)
+    flow = await api_flow(http, svc.public_url)
+    assert (await submit(http, svc.public_url, flow, "alice@example.com", PASSWORD)).status == 200
+    before = await store_errors(http, svc.internal_url)
+
+    relay.stall()
+    started = time.monotonic()
+    ok = await submit(http, svc.public_url, flow, "alice@example.com", PASSWORD)
+    waited = time.monotonic() - started
+    assert ok.status == 200  # fail-open, onto the in-process limiter
+    assert SOCKET_TIMEOUT <= waited < SOCKET_TIMEOUT + 2
+    assert await store_errors(http, svc.internal_url) > before
+    assert kratos.state.count("POST", LOGIN) == 2
+    relay.restore()
 
 
 async def test_fail_closed_answers_503_in_the_callers_format(
