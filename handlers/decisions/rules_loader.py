@@ -50,12 +50,13 @@ from handlers.decisions.rules import (
     Authorizer,
     AuthorizerKind,
     ErrorStyle,
+    Glob,
     Match,
+    Matcher,
     RateLimit,
     Rule,
     RuleSet,
     Webhook,
-    glob_to_regex,
 )
 
 RULE_KEYS = frozenset(
@@ -110,7 +111,9 @@ def _strings(raw: Any, field: str, *, non_empty: bool = False) -> tuple[str, ...
 
 
 def _match(doc: Mapping[str, Any]) -> Match:
-    paths = tuple(glob_to_regex(p, "/") for p in _strings(doc.get("paths", []), "paths"))
+    paths: tuple[Matcher, ...] = tuple(
+        Glob(p, "/") for p in _strings(doc.get("paths", []), "paths")
+    )
     if "path_regex" in doc:
         if paths:
             raise _Field("path_regex", "either paths or path_regex, not both")
@@ -122,12 +125,12 @@ def _match(doc: Mapping[str, Any]) -> Match:
             raise _Field("path_regex", f"a valid regular expression ({exc})") from None
     methods = _strings(doc.get("methods", []), "methods")
     return Match(
-        hosts=tuple(glob_to_regex(h.lower(), ".") for h in _strings(doc.get("hosts", []), "hosts")),
+        hosts=tuple(Glob(h.lower(), ".") for h in _strings(doc.get("hosts", []), "hosts")),
         paths=paths,
         methods=frozenset(m.upper() for m in methods),
         registry_actions=frozenset(_strings(doc.get("registry_actions", []), "registry_actions")),
         registry_namespaces=tuple(
-            glob_to_regex(n, "/")
+            Glob(n, "/")
             for n in _strings(doc.get("registry_namespaces", []), "registry_namespaces")
         ),
     )

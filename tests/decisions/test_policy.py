@@ -17,7 +17,7 @@ from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_re
 from handlers.decisions.headers import allow_headers, identity_headers, render, sanitize
 from handlers.decisions.ratelimit import window_of
 from handlers.decisions.request import OriginalRequest, ProxyTrust, read_original
-from handlers.decisions.rules import Authorizer
+from handlers.decisions.rules import Authorizer, Glob, glob_to_regex
 from handlers.decisions.rules_loader import RulesError, parse_rules
 from handlers.decisions.session_cache import entry_ttl
 from handlers.decisions.subject import Subject
@@ -26,6 +26,31 @@ from proxy.logout_watch import clears_cookie, token_from_body
 from tests.decisions.conftest import RULES
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+GLOB_TEXTS = ["", "/", "/app", "/app/", "/app/x", "/app/x/y", "/apps", "/ap", "/APP/x", "/a?p/x"]
+
+
+@pytest.mark.parametrize(
+    "pattern", ["/app/**", "/app**", "/app", "/app/", "**", "/", "/app/*", "/a?p/**", "/*/x"]
+)
+def test_a_compiled_glob_matches_exactly_what_its_regex_matches(pattern: str) -> None:
+    glob = Glob(pattern, "/")
+    regex = glob_to_regex(pattern, "/")
+    for text in GLOB_TEXTS:
+        assert glob.fullmatch(text) == (regex.fullmatch(text) is not None), (pattern, text)
+
+
+@pytest.mark.parametrize("pattern", ["app.example.com", "**.example.com", "*.example.com", "**"])
+def test_host_globs_compare_lower_cased_hosts(pattern: str) -> None:
+    glob, regex = Glob(pattern, "."), glob_to_regex(pattern, ".")
+    for host in [
+        "app.example.com",
+        "a.b.example.com",
+        "example.com",
+        "evil.com",
+        "app-example.com",
+    ]:
+        assert glob.fullmatch(host) == (regex.fullmatch(host) is not None), (pattern, host)
 
 
 def original(
