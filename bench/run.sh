@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
 PROXY_LIMIT=${BENCH_PROXY_TIMEOUT:-240}
-OTHER_LIMIT=${BENCH_SCRIPT_TIMEOUT:-180}
+OTHER_LIMIT=${BENCH_SCRIPT_TIMEOUT:-360}
 
 child=""
 stop() {
