@@ -55,10 +55,6 @@ class Tally(Collector):
             cell = self._cells[values] = Cell()
         return cell
 
-    def value(self, *values: str) -> int:
-        cell = self._cells.get(values)
-        return 0 if cell is None else cell.count
-
     def describe(self) -> Iterator[CounterMetricFamily]:
         yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
 

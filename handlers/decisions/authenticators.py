@@ -138,18 +138,31 @@ class SessionToken(_KratosSession):
         return Credential("token", value) if value else None
 
 
+def _deciding(
+    chain: Sequence[AuthenticatorName],
+    registry: Mapping[str, Authenticator],
+    headers: CIMultiDictProxy[str],
+) -> tuple[Authenticator, Credential] | None:
+    """The first authenticator in ``chain`` that finds its credential, and the credential."""
+    for name in chain:
+        authenticator = registry[name]
+        credential = authenticator.credential(headers)
+        if credential is not None:
+            return authenticator, credential
+    return None
+
+
 async def authenticate(
     chain: Sequence[AuthenticatorName],
     registry: Mapping[str, Authenticator],
     headers: CIMultiDictProxy[str],
 ) -> AuthResult:
     """Run ``chain``: the first authenticator that finds a credential decides."""
-    for name in chain:
-        authenticator = registry[name]
-        credential = authenticator.credential(headers)
-        if credential is not None:
-            return await authenticator.resolve(credential)
-    return AuthResult("none")
+    found = _deciding(chain, registry, headers)
+    if found is None:
+        return AuthResult("none")
+    authenticator, credential = found
+    return await authenticator.resolve(credential)
 
 
 def authenticate_known(
@@ -159,9 +172,8 @@ def authenticate_known(
 ) -> AuthResult | None:
     """``authenticate`` without a coroutine, when memory already knows the answer (a cached
     session: the common case); None when the deciding authenticator must ask."""
-    for name in chain:
-        authenticator = registry[name]
-        credential = authenticator.credential(headers)
-        if credential is not None:
-            return authenticator.known(credential)
-    return AuthResult("none")
+    found = _deciding(chain, registry, headers)
+    if found is None:
+        return AuthResult("none")
+    authenticator, credential = found
+    return authenticator.known(credential)

@@ -9,6 +9,7 @@ to be asking about a public path while presenting a cookie for a protected one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -206,19 +207,14 @@ def normalize_path(raw: str) -> str:
 
 
 # Proxies ask about the same few URIs over and over: their paths are remembered, boundedly
-# (emptied when full, so a client sending endless new URIs costs one insert each, no more).
-_PATHS: dict[str, str] = {}
+# (least recently used first out, so a client sending endless new URIs evicts, never grows).
 PATHS_LIMIT = 4096
 
 
+@functools.lru_cache(maxsize=PATHS_LIMIT)
 def path_of(uri: str) -> str:
     """``normalize_path`` of ``uri``'s path (its query dropped), remembered."""
-    path = _PATHS.get(uri)
-    if path is None:
-        if len(_PATHS) >= PATHS_LIMIT:
-            _PATHS.clear()
-        path = _PATHS[uri] = normalize_path(uri.partition("?")[0])
-    return path
+    return normalize_path(uri.partition("?")[0])
 
 
 # The host ends up in redirect URLs: nothing that could end the authority ("/", "@", "?" …).

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from proxy.redis_client import SOCKET_TIMEOUT
-from tests.conftest import Kratos, ServiceFactory
+from tests.conftest import Kratos, Service, ServiceFactory
 from tests.guard.client import (
     PASSWORD,
     api_flow,
@@ -28,6 +28,23 @@ LOGIN = "/self-service/login"
 RelayTo = Callable[[str, int], Awaitable[FaultyRelay]]
 
 
+Relayed = Callable[..., Awaitable[tuple[FaultyRelay, Service]]]
+
+
+@pytest.fixture
+def redis_relayed(
+    kratos: Kratos, start_service: ServiceFactory, relay_to: RelayTo, redis_prefix: str
+) -> Relayed:
+    """Starts the service with its Redis behind a fault-injecting relay (``**env`` on top)."""
+
+    async def make(**env: str) -> tuple[FaultyRelay, Service]:
+        relay = await relay_to("127.0.0.1", 6379)
+        svc = await start(start_service, kratos, relay.url("redis", "/0"), redis_prefix, **env)
+        return relay, svc
+
+    return make
+
+
 async def store_errors(http: aiohttp.ClientSession, internal_url: str) -> float:
     async with http.get(f"{internal_url}/metrics") as response:
         text = (await response.read()).decode()
@@ -40,16 +57,11 @@ async def store_errors(http: aiohttp.ClientSession, internal_url: str) -> float:
 
 async def test_redis_cut_mid_test_fails_open_onto_the_in_process_limiter(
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    relay_to: RelayTo,
-    redis_prefix: str,
+    redis_relayed: Relayed,
 ) -> None:
     kratos.state.add_identity("alice@example.com", PASSWORD)
-    relay = await relay_to("127.0.0.1", 6379)
-    svc = await start(
-        start_service, kratos, relay.url("redis", "/0"), redis_prefix, BACKOFF_PAIR_FREE="3"
-    )
+    relay, svc = await redis_relayed(BACKOFF_PAIR_FREE="3")
     flow = await api_flow(http, svc.public_url)
     for _ in range(2):
         await submit(http, svc.public_url, flow, "alice@example.com")
@@ -71,16 +83,13 @@ async def test_redis_cut_mid_test_fails_open_onto_the_in_process_limiter(
 
 async def test_a_silent_redis_costs_a_login_one_bounded_wait_then_fails_open(
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    relay_to: RelayTo,
-    redis_prefix: str,
+    redis_relayed: Relayed,
 ) -> None:
     # Connections stay open and nothing comes back: only the store's own per-call bound
     # (its client has no socket timeouts) turns that into an outage.
     kratos.state.add_identity("alice@example.com", PASSWORD)
-    relay = await relay_to("127.0.0.1", 6379)
-    svc = await start(start_service, kratos, relay.url("redis", "/0"), redis_prefix)
+    relay, svc = await redis_relayed()
     flow = await api_flow(http, svc.public_url)
     assert (await submit(http, svc.public_url, flow, "alice@example.com", PASSWORD)).status == 200
     before = await store_errors(http, svc.internal_url)
@@ -98,15 +107,10 @@ async def test_a_silent_redis_costs_a_login_one_bounded_wait_then_fails_open(
 
 async def test_fail_closed_answers_503_in_the_callers_format(
     kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    relay_to: RelayTo,
-    redis_prefix: str,
+    redis_relayed: Relayed,
 ) -> None:
-    relay = await relay_to("127.0.0.1", 6379)
-    svc = await start(
-        start_service, kratos, relay.url("redis", "/0"), redis_prefix, BACKOFF_FAIL_CLOSED="true"
-    )
+    relay, svc = await redis_relayed(BACKOFF_FAIL_CLOSED="true")
     flow = await browser_flow(http, svc.public_url)
     relay.cut()
     as_json = await submit(http, svc.public_url, flow, "alice@example.com")
@@ -182,15 +186,11 @@ async def test_without_a_secret_one_is_generated_and_the_operator_warned(
 
 
 async def test_flow_fetch_during_an_outage_passes_through_counted_and_logged(
-    kratos: Kratos,
-    start_service: ServiceFactory,
     http: aiohttp.ClientSession,
-    relay_to: RelayTo,
-    redis_prefix: str,
+    redis_relayed: Relayed,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    relay = await relay_to("127.0.0.1", 6379)
-    svc = await start(start_service, kratos, relay.url("redis", "/0"), redis_prefix)
+    relay, svc = await redis_relayed()
     flow = await api_flow(http, svc.public_url)
     before = await store_errors(http, svc.internal_url)
     caplog.set_level(logging.WARNING, logger="kratos_hooks.guard")
