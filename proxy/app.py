@@ -18,9 +18,10 @@ from handlers.health import Health, alive, ready
 from handlers.hooks.install import install as install_hooks
 from handlers.login_backoff import install_internal as install_login_backoff
 from handlers.metrics import metrics
+from proxy.dispatch import HookTable, dispatcher
 from proxy.forwarder import Forwarder
 from proxy.guard.install import install_public as install_login_guard
-from proxy.keys import FORWARDER, HEALTH, KRATOS_PUBLIC, LISTENER, SETTINGS
+from proxy.keys import FORWARDER, HEALTH, KRATOS_PUBLIC, LISTENER, PUBLIC_HOOKS, SETTINGS
 from proxy.logout_watch import install_logout_watch
 from proxy.middleware import observe
 from proxy.redis_client import redis_context, redis_probe
@@ -61,14 +62,9 @@ def session_context(
     return context
 
 
-def public_route(settings: Settings, path: str) -> str:
-    """The route path for a Kratos public-API path, under the configured prefix."""
-    return settings.proxy.path_prefix + path
-
-
-# Features that intercept some public routes (login guard, logout purge …) install their
-# routes here; every other request falls through to the forwarder's catch-all.
-PublicFeature = Callable[[web.Application], None]
+# Features that intercept some public routes (login guard, logout purge …) add them to the
+# hook table, keyed on the canonical route; every other request goes to the forwarder.
+PublicFeature = Callable[[web.Application, HookTable], None]
 PUBLIC_FEATURES: list[PublicFeature] = [install_logout_watch, install_login_guard]
 
 
@@ -83,9 +79,11 @@ def create_public_app(settings: Settings) -> web.Application:
     app[FORWARDER] = Forwarder(settings)
     app.cleanup_ctx.append(session_context(KRATOS_PUBLIC, upstream_session))
     app.cleanup_ctx.append(redis_context)
+    hooks = app[PUBLIC_HOOKS] = HookTable()
     for install in PUBLIC_FEATURES:
-        install(app)
-    app.router.add_route("*", "/{tail:.*}", app[FORWARDER].handle)
+        install(app, hooks)
+    forwarder = app[FORWARDER]
+    app.router.add_route("*", "/{tail:.*}", dispatcher(forwarder.view, hooks, forwarder.handle))
     return app
 
 

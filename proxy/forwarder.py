@@ -27,27 +27,15 @@ from yarl import URL
 
 from config.settings import Settings
 from proxy.client_ip import client_ip, parse_ip
-from proxy.errors import ClientGone, NotFound, UpstreamTimeout, UpstreamUnavailable
+from proxy.dispatch import RequestView, view_of
+from proxy.errors import ClientGone, UpstreamTimeout, UpstreamUnavailable
 from proxy.headers import downstream_response_headers, upstream_request_headers
-from proxy.keys import CLIENT_IP, KRATOS_PUBLIC, REQUEST_ID, ROUTE, UPSTREAM_STATUS
+from proxy.keys import CLIENT_IP, KRATOS_PUBLIC, REQUEST_ID, ROUTE, UPSTREAM_STATUS, VIEW
 from proxy.metrics import UPSTREAM_ERRORS, UPSTREAM_LATENCY
-from proxy.routes import route_class
 
 log = logging.getLogger("kratos_hooks.proxy")
 
 STREAM_CHUNK: Final = 64 * 1024
-
-
-def strip_prefix(raw_path: str, prefix: str) -> str | None:
-    """``raw_path`` without ``prefix``; None when the path is outside the prefix."""
-    if not prefix:
-        return raw_path
-    if raw_path == prefix:
-        return "/"
-    if raw_path.startswith(prefix) and raw_path[len(prefix)] in "/?":
-        rest = raw_path[len(prefix) :]
-        return rest if rest.startswith("/") else "/" + rest
-    return None
 
 
 class Forwarder:
@@ -67,13 +55,16 @@ class Forwarder:
             sock_read=proxy.read_timeout,
         )
 
-    def target(self, request: web.BaseRequest) -> tuple[URL, str]:
-        """The upstream URL (raw, never re-encoded) and the prefix-free path for routing."""
-        raw = strip_prefix(request.raw_path, self._prefix)
-        if raw is None:
-            raise NotFound()
-        path = raw.partition("?")[0]
-        return URL(self._origin + self._base_path + raw, encoded=True), path
+    def view(self, request: web.BaseRequest) -> RequestView:
+        """The request's canonical view, computed once (``dispatch.view_of``)."""
+        view = request.get(VIEW)
+        if view is None:
+            view = request[VIEW] = view_of(request.raw_path, self._prefix)
+        return view
+
+    def target(self, request: web.BaseRequest) -> URL:
+        """The upstream URL: the raw target after the prefix, never re-encoded."""
+        return URL(self._origin + self._base_path + self.view(request).raw, encoded=True)
 
     def identify(self, request: web.BaseRequest) -> tuple[str, str, bool]:
         """(client ip, socket peer, whether the peer is a trusted proxy)."""
@@ -110,8 +101,8 @@ class Forwarder:
         self, request: web.Request, body: bytes | None = None
     ) -> AsyncIterator[ClientResponse]:
         """Open the upstream exchange for ``request``; ``body`` replaces a consumed stream."""
-        url, path = self.target(request)
-        route = route_class(path)
+        url = self.target(request)
+        route = request[VIEW].label
         request[ROUTE] = route
         headers = self.upstream_headers(request)
         data: object = body

@@ -11,6 +11,7 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from handlers.health import Health
+    from proxy.dispatch import HookTable, RequestView
     from proxy.forwarder import Forwarder
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,8 +20,10 @@ HEALTH: web.AppKey[Health] = web.AppKey("health")
 KRATOS_PUBLIC = web.AppKey("kratos_public_session", ClientSession)
 FORWARDER: web.AppKey[Forwarder] = web.AppKey("forwarder")
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+PUBLIC_HOOKS: web.AppKey[HookTable] = web.AppKey("public_hooks")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)
 ROUTE = web.RequestKey("route", str)
 UPSTREAM_STATUS = web.RequestKey("upstream_status", int)
+VIEW: web.RequestKey[RequestView] = web.RequestKey("view")

@@ -18,6 +18,7 @@ from handlers.decisions.authenticators import cookie_value
 from handlers.decisions.purge import publish_purge
 from handlers.decisions.session_cache import credential_key
 from proxy.bodies import SMALL_BODY, read_bounded
+from proxy.dispatch import HookTable
 from proxy.keys import FORWARDER, REDIS, SETTINGS
 from proxy.logs import fingerprint
 
@@ -79,8 +80,6 @@ async def browser_logout(request: web.Request) -> web.StreamResponse:
         return await forwarder.relay(request, upstream)
 
 
-def install_logout_watch(app: web.Application) -> None:
-    # Same as proxy.app.public_route; not imported from there, which imports this module.
-    prefix = app[SETTINGS].proxy.path_prefix
-    app.router.add_route("DELETE", prefix + API_LOGOUT, api_logout)
-    app.router.add_get(prefix + BROWSER_LOGOUT, browser_logout, allow_head=False)
+def install_logout_watch(app: web.Application, hooks: HookTable) -> None:
+    hooks.add("DELETE", API_LOGOUT, api_logout)
+    hooks.add("GET", BROWSER_LOGOUT, browser_logout)

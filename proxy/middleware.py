@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.errors import KratosHooksError, error_document, render
+from proxy.errors import BadRequest, ClientGone, KratosHooksError, error_document, render
 from proxy.keys import LISTENER, REQUEST_ID, ROUTE
 from proxy.logs import request_id_var
 from proxy.metrics import HTTP_LATENCY, HTTP_REQUESTS, Counter, Histogram
@@ -48,6 +48,12 @@ def json_error(exc: KratosHooksError, request_id: str) -> web.Response:
     )
     response.headers.update(exc.headers)
     return response
+
+
+def _client_gone(exc: ClientGone, request_id: str) -> web.Response:
+    """Nobody will read the answer: say so once, at INFO, and count a 499, not a 5xx."""
+    log.info("client went away before the answer", extra={"status": exc.status})
+    return json_error(exc, request_id)
 
 
 def _from_http_exception(exc: web.HTTPException, request_id: str) -> web.StreamResponse:
@@ -84,7 +90,19 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     status = 500
     try:
         try:
+            if not request.raw_path.startswith("/"):
+                # Absolute form, authority form (CONNECT), ``*``: no route of ours or Kratos'
+                # is asked for that way, and an absolute URL would be routed by its path.
+                raise BadRequest("The request target must be an absolute path")
             response = await handler(request)
+        except ConnectionResetError:
+            if request.transport is not None and not request.transport.is_closing():
+                log.exception("unhandled error", extra={"path": request.path})
+                response = json_error(KratosHooksError(), request_id)
+            else:  # the client hung up while its request was being read
+                response = _client_gone(ClientGone(), request_id)
+        except ClientGone as exc:
+            response = _client_gone(exc, request_id)
         except KratosHooksError as exc:
             response = json_error(exc, request_id)
         except web.HTTPException as exc:

@@ -14,11 +14,12 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from proxy.accept import accept_ranges
+from proxy.canonical import canonical_uuid, query_get
 from proxy.guard.policy import Outcome
 
 FORM = "application/x-www-form-urlencoded"
@@ -42,7 +43,11 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class Submission:
     method: str
     identifier: str  # as sent; empty for second factors
-    has_secret: bool
+    has_secret: bool  # the named method's own secret field is filled in
+    # Every method whose secret field is filled in, whatever ``method`` says: the guard judges
+    # a body that carries a secret even when its ``method`` looks harmless (a decoder that
+    # read ``method`` differently from Kratos must not open a way around the guard).
+    secrets: frozenset[str] = frozenset()
 
 
 def media_type(content_type: str | None) -> str:
@@ -153,7 +158,8 @@ def parse_submission(content_type: str | None, raw: bytes) -> Submission | None:
     identifier = _text(fields, "identifier") or _text(fields, "password_identifier")
     secret_field = SECRET_FIELDS.get(method)
     has_secret = bool(fields.get(secret_field)) if secret_field else True
-    return Submission(method, identifier, has_secret)
+    secrets = frozenset(m for m, field in SECRET_FIELDS.items() if fields.get(field))
+    return Submission(method, identifier, has_secret, secrets)
 
 
 # --- Kratos' answer --------------------------------------------------------------------
@@ -191,13 +197,14 @@ def back_to_flow(location: str | None, flow_id: str) -> str | None:
     """The UI a redirect sends the browser to when it is Kratos showing the *same* flow
     again (a rejected submission, a code sent), else None.
 
-    Only the same flow id counts: an expired flow comes back with a new id, CSRF goes to
-    the error UI, a success to ``return_to`` — none of them is the flow's UI.
+    Only the same flow counts (``flow_id`` canonical, the Location's flow parsed the same
+    way): an expired flow comes back with a new id, CSRF goes to the error UI, a success to
+    ``return_to`` — none of them is the flow's UI.
     """
     if not flow_id or not location:
         return None
     target = urlsplit(location)
-    if parse_qs(target.query).get("flow", [""])[0] != flow_id:
+    if canonical_uuid(query_get(target.query, "flow")) != flow_id:
         return None
     return location.partition("?")[0]
 

@@ -36,7 +36,7 @@ from proxy.guard.metrics import RATE_LIMITED
 from proxy.guard.policy import Outcome, Verdict
 from proxy.guard.respond import blocked, lockout_message, refuse, seconds, with_message
 from proxy.headers import downstream_response_headers
-from proxy.keys import FORWARDER, REQUEST_ID, ROUTE, SETTINGS
+from proxy.keys import FORWARDER, REQUEST_ID, ROUTE, SETTINGS, VIEW
 from proxy.metrics import UPSTREAM_ERRORS
 
 log = logging.getLogger("kratos_hooks.guard")
@@ -84,19 +84,22 @@ async def send(
 
 
 def _subject(guard: Guard, request: web.Request, sub: Submission, ip: str) -> Subject | None:
-    """Whom the attempt is about, or None when it is not an attempt at all."""
-    if sub.method not in guard.config.methods or not sub.has_secret:
+    """Whom the attempt is about, or None when it carries no secret the guard judges."""
+    secrets = sub.secrets.intersection(guard.config.methods)
+    if not secrets:
         return None
     if sub.identifier:
         return guard.subject(sub.identifier, ip)
-    if sub.method == "password":
-        return None  # Kratos rejects a missing identifier without checking anything
+    if secrets == {"password"}:
+        # Kratos refuses a password without an identifier unchecked; judged by address alone
+        # all the same, in case its decoder found an identifier this one did not.
+        return guard.subject(None, ip)
     # Second factors carry no identifier: the session they step up, else the flow.
     cookie = request.cookies.get(request.app[SETTINGS].kratos.session_cookie)
     token = request.headers.get("X-Session-Token") or cookie
     if token:
         return guard.subject(token, ip, kind="session")
-    return guard.subject(request.query.get("flow", ""), ip, kind="flow")
+    return guard.subject(request[VIEW].flow_id(), ip, kind="flow")
 
 
 async def _forward(request: web.Request, raw: bytes) -> web.StreamResponse:
@@ -112,7 +115,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     forwarder = request.app[FORWARDER]
     content_type = request.headers.get("Content-Type")
     as_json = answers_json(content_type, request.headers.get("Accept"), "Cookie" in request.headers)
-    flow_id = request.query.get("flow", "")
+    flow_id = request[VIEW].flow_id()
     ip = forwarder.identify(request)[0]
     rate = guard.rate_window("login", ip, guard.config.rate_login)
     try:
@@ -187,7 +190,7 @@ def flow_view(kind: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         guard = request.app[GUARD]
         forwarder = request.app[FORWARDER]
-        flow_id = request.query.get("id", "")
+        flow_id = request[VIEW].flow_id("id")
         hold = await guard.flow_lockout(flow_id) if flow_id else None
         if hold is None:
             return await forwarder.handle(request)

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from config.settings import Settings
+from proxy.dispatch import HookTable
 from proxy.guard.core import Guard
 from proxy.guard.handler import flow_view, login_submit
 from proxy.guard.identity import PROCESS_SECRET, Keyer
@@ -83,24 +84,18 @@ async def guard_context(app: web.Application) -> AsyncIterator[None]:
         await client.aclose()
 
 
-def install_public(app: web.Application) -> None:
+def install_public(app: web.Application, hooks: HookTable) -> None:
     """The PUBLIC_FEATURES installer."""
-    settings = app[SETTINGS]
-    config = settings.backoff
-    prefix = settings.proxy.path_prefix
+    config = app[SETTINGS].backoff
     app.cleanup_ctx.append(guard_context)
     if config.enabled:
-        app.router.add_post(prefix + "/self-service/login", login_submit)
-        app.router.add_get(
-            prefix + "/self-service/login/flows", flow_view("login"), allow_head=False
-        )
+        hooks.add("POST", "/self-service/login", login_submit)
+        hooks.add("GET", "/self-service/login/flows", flow_view("login"))
     for flow, limit in (
         ("registration", config.rate_registration),
         ("recovery", config.rate_recovery),
         ("verification", config.rate_verification),
     ):
         if limit > 0:
-            app.router.add_post(prefix + f"/self-service/{flow}", limited(flow, limit))
-            app.router.add_get(
-                prefix + f"/self-service/{flow}/flows", flow_view(flow), allow_head=False
-            )
+            hooks.add("POST", f"/self-service/{flow}", limited(flow, limit))
+            hooks.add("GET", f"/self-service/{flow}/flows", flow_view(flow))

@@ -28,7 +28,7 @@ def limited(flow: str, limit: int) -> Handler:
         request[ROUTE] = flow
         guard = request.app[GUARD]
         forwarder = request.app[FORWARDER]
-        flow_id = request.query.get("flow", "")
+        flow_id = forwarder.view(request).flow_id()
         ip = forwarder.identify(request)[0]
         rate = guard.rate_window(flow, ip, limit)
         as_json = answers_json(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import bodies, csrf
+from . import bodies, csrf, gostd
 from .browser import (
     csrf_from_cookie,
     ensure_csrf,
@@ -123,7 +123,7 @@ async def init_api(request: web.Request) -> web.StreamResponse:
 
 async def get_flow(request: web.Request) -> web.StreamResponse:
     state = get_state(request)
-    flow = state.flows.get(request.query.get("id", ""))
+    flow = state.flows.get(gostd.flow_param(request.query_string, "id"))
     if flow is None:
         raise not_found()
     if flow.type == "browser" and not csrf.verify(

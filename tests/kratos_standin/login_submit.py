@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import bodies, csrf
+from . import bodies, csrf, gostd
 from .browser import (
     csrf_cookie,
     csrf_from_cookie,
@@ -122,6 +122,7 @@ class _Submit:
 
         await asyncio.sleep(self.state.hash_delay)
         identity_id = self.state.find_by_identifier(identifier)
+        self.state.password_checks[identity_id or ""] += 1
         credential = self.state.passwords.get(identity_id or "")
         if credential is None or not hmac.compare_digest(
             credential.password.encode(), password.encode()
@@ -228,7 +229,7 @@ def _parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
-    content_type = request.content_type
+    content_type = gostd.media_type(request.headers.get("Content-Type"))
     if content_type == "application/json":
         try:
             data = orjson.loads(await request.read())
@@ -282,7 +283,7 @@ def _expired(submit: _Submit) -> web.StreamResponse:
 
 async def submit_login(request: web.Request) -> web.StreamResponse:
     state = get_state(request)
-    flow_id = request.query.get("flow", "")
+    flow_id = gostd.flow_param(request.query_string, "flow")
     flow = state.flows.get(flow_id)
     if flow is None:
         error = (

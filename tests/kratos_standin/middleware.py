@@ -8,6 +8,7 @@ from multidict import CIMultiDict
 
 from .errors import KratosError, error_response
 from .keys import APP_NAME_KEY, STATE_KEY
+from .router import go_text
 from .state import AppName, RecordedRequest
 
 
@@ -29,15 +30,6 @@ async def record_calls(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-def _go_text(status: int, text: str) -> web.Response:
-    # Go's http.Error / httprouter defaults, not aiohttp's "404: Not Found".
-    return web.Response(
-        status=status,
-        text=text + "\n",
-        headers={"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"},
-    )
-
-
 @web.middleware
 async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -45,8 +37,8 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except KratosError as error:
         return error_response(request, error)
     except web.HTTPNotFound:
-        return _go_text(404, "404 page not found")
+        return go_text(404, "404 page not found")
     except web.HTTPMethodNotAllowed as exc:
-        response = _go_text(405, "Method Not Allowed")
+        response = go_text(405, "Method Not Allowed")
         response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
         return response

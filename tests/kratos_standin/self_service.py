@@ -13,11 +13,12 @@ with the same flow). Registration submissions are not modelled (404, as before).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import bodies, csrf
+from . import bodies, csrf, gostd
 from .browser import csrf_from_cookie, ensure_csrf, forward_error, get_state, see_other, with_query
 from .errors import KratosError, csrf_violation, json_response, not_found
 from .login_submit import read_body
@@ -96,7 +97,7 @@ def _flow_of(
 
 def _get_flow(kind: FlowKind) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        flow = _flow_of(request, kind, request.query.get("id", ""))
+        flow = _flow_of(request, kind, gostd.flow_param(request.query_string, "id"))
         return _show(get_state(request), flow)
 
     return handler
@@ -110,7 +111,7 @@ def _submit_code(kind: FlowKind) -> Handler:
         try:
             fields = await read_body(request)
             token = fields.get("csrf_token")
-            flow_id = request.query.get("flow", "")
+            flow_id = gostd.flow_param(request.query_string, "flow")
             flow = _flow_of(request, kind, flow_id, token if isinstance(token, str) else "")
         except KratosError as error:
             return forward_error(request, error)
@@ -129,11 +130,12 @@ def _submit_code(kind: FlowKind) -> Handler:
     return handler
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
+def routes() -> Iterator[tuple[str, str, Handler]]:
+    """(method, path, handler) of the registration, recovery and verification flows."""
     for kind in KINDS:
         base = f"/self-service/{kind}"
-        router.add_get(f"{base}/browser", _init_browser(kind), allow_head=False)
-        router.add_get(f"{base}/api", _init_api(kind), allow_head=False)
-        router.add_get(f"{base}/flows", _get_flow(kind), allow_head=False)
+        yield "GET", f"{base}/browser", _init_browser(kind)
+        yield "GET", f"{base}/api", _init_api(kind)
+        yield "GET", f"{base}/flows", _get_flow(kind)
         if kind != "registration":
-            router.add_post(base, _submit_code(kind))
+            yield "POST", base, _submit_code(kind)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from multidict import CIMultiDict
 
+from .gostd import normalize_identifier
 from .timefmt import rfc3339
 
 AppName = Literal["public", "admin"]
@@ -121,7 +122,7 @@ class SelfServiceFlow:
 def identifiers_from_traits(traits: object) -> list[str]:
     """The default identity schema marks ``traits.email`` as the password identifier."""
     if isinstance(traits, dict) and isinstance(traits.get("email"), str):
-        return [traits["email"].strip().lower()]
+        return [normalize_identifier(traits["email"])]
     return []
 
 
@@ -155,6 +156,9 @@ class StandinState:
     flow_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     calls: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    # Submissions that reached the password comparison, by the identity the identifier
+    # resolved to ("" for none): what an attacker of that account got to try.
+    password_checks: collections.Counter[str] = field(default_factory=collections.Counter)
     requests: list[RecordedRequest] = field(default_factory=list)
 
     # --- call recorder -------------------------------------------------
@@ -164,6 +168,7 @@ class StandinState:
     def reset_calls(self) -> None:
         self.calls.clear()
         self.requests.clear()
+        self.password_checks.clear()
 
     def record(self, entry: RecordedRequest) -> None:
         self.calls[(entry.method, entry.path)] += 1
@@ -233,7 +238,7 @@ class StandinState:
             identity["updated_at"] = identity["state_changed_at"]
 
     def find_by_identifier(self, identifier: str) -> str | None:
-        wanted = identifier.strip().lower()
+        wanted = normalize_identifier(identifier)
         for identity_id, credential in self.passwords.items():
             if wanted in credential.identifiers:
                 return identity_id

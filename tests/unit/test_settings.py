@@ -13,7 +13,7 @@ import pytest
 from config import ConfigError, ListenAddress, describe, load_settings
 from proxy.access_log import redact_query
 from proxy.cli import main
-from proxy.forwarder import strip_prefix
+from proxy.dispatch import strip_prefix
 from proxy.logs import ConsoleFormatter, JsonFormatter
 
 
