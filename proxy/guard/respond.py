@@ -3,10 +3,10 @@
 Stock Kratos UIs and the Ory SDKs treat a 400 carrying the flow as "show the flow's
 messages" and anything else as a generic failure, so a blocked JSON caller gets its own flow
 back (fetched from Kratos with its cookies) with a lockout message added — exactly how a
-rejected password looks, minus the previous attempt's rejection (``with_message``). A plain browser is sent back to its flow's UI (login, registration,
-recovery, verification); the flow it then fetches through the proxy carries the message
-(``handler.flow_view``). The wording and the timing do not depend on whether the account
-exists.
+rejected password looks, minus the previous attempt's rejection (``with_message``). A plain
+browser is sent back to its flow's UI (login, registration, recovery, verification); the flow
+it then fetches through the proxy carries the message (``handler.flow_view``). The wording and
+the timing do not depend on whether the account exists.
 """
 
 from __future__ import annotations
