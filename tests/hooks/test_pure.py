@@ -19,6 +19,7 @@ from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
 from handlers.hooks.pg import connect_options
 from handlers.hooks.relay import retry_delay
+from handlers.hooks.resolvers import Resolved, ResolverChain
 from handlers.hooks.spool import replay_lines
 from proxy.errors import BadRequest
 
@@ -283,3 +284,32 @@ def test_config_check_shows_the_trait_settings(capsys: pytest.CaptureFixture[str
     assert "HOOKS_RESOLVE_TRAIT " in out and "HOOKS_RESOLVE_TRAIT_QUERY" in out
     assert "s3cret" not in out
     assert "HOOKS_RESOLVE_TRAIT=email: needs HOOKS_PLATFORM_DATABASE_URL" in capsys.readouterr().err
+
+
+class Recording:
+    """A resolver that remembers what it was asked (the chain's logic only, no I/O)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(self, identity_id: str) -> Resolved | None:
+        self.asked.append(identity_id)
+        return Resolved("user-1", "agent-1")
+
+    async def close(self) -> None:
+        pass
+
+    def report(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+
+async def test_the_resolver_chain_never_asks_about_the_nil_id() -> None:
+    resolver = Recording()
+    chain = ResolverChain([resolver])
+    for spelling in (NIL, "{" + NIL + "}", "urn:uuid:" + NIL, "0" * 32):
+        assert await chain.resolve(spelling) is None
+    assert resolver.asked == []
+    assert await chain.resolve(ID) == Resolved("user-1", "agent-1")
+    assert resolver.asked == [ID]
