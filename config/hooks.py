@@ -15,9 +15,17 @@ from config.fields import setting
 from config.redact import mask_url_credentials
 
 DEFAULT_RESOLVE_QUERY = 'SELECT "id", "agentId" FROM "user" WHERE "authenticationID" = $1'
+# A registering identity's traits are not verified yet: match only a platform user that no
+# Kratos identity owns, never one bound to another (or a deleted) identity.
+DEFAULT_RESOLVE_TRAIT_QUERY = (
+    'SELECT "id", "agentId" FROM "user" WHERE "email" = $1 AND "authenticationID" IS NULL'
+)
 FailurePolicy = Literal["allow", "interrupt"]
 HOOK_POINTS = frozenset({"login", "registration", "verification", "settings", "recovery"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_TRAIT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
+_FIRST_PARAMETER = re.compile(r"\$1(?![0-9])")
+_OTHER_PARAMETER = re.compile(r"\$(?:[02-9]|1[0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,16 @@ class HooksSettings:
     resolve_query: str = setting(
         DEFAULT_RESOLVE_QUERY, "HOOKS_RESOLVE_QUERY", doc="$1 = identity id -> (user id, agent id)"
     )
+    resolve_trait: str = setting(
+        "",
+        "HOOKS_RESOLVE_TRAIT",
+        doc="trait (dotted path, e.g. email) resolving a not-yet-persisted identity; empty = off",
+    )
+    resolve_trait_query: str = setting(
+        DEFAULT_RESOLVE_TRAIT_QUERY,
+        "HOOKS_RESOLVE_TRAIT_QUERY",
+        doc="$1 = the trait's value -> (user id, agent id)",
+    )
     platform_api_url: str = setting(
         "", "HOOKS_PLATFORM_API_URL", doc="platform server base URL; empty = resolver off"
     )
@@ -122,6 +140,7 @@ class HooksSettings:
             raise ConfigError(
                 f"HOOKS_RESOLVERS={','.join(self.resolvers)}: expected postgres and/or api"
             )
+        self._check_resolution(ConfigError)
         for name in ("platform_url", "platform_api_url"):
             url: str = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
@@ -133,3 +152,23 @@ class HooksSettings:
             )
         if self.breaker_failures < 1 or self.http_attempts < 1:
             raise ConfigError("HOOKS_BREAKER_FAILURES and HOOKS_HTTP_ATTEMPTS must be >= 1")
+
+    def _check_resolution(self, error: type[Exception]) -> None:
+        for env, query in (
+            ("HOOKS_RESOLVE_QUERY", self.resolve_query),
+            ("HOOKS_RESOLVE_TRAIT_QUERY", self.resolve_trait_query),
+        ):
+            if not _FIRST_PARAMETER.search(query) or _OTHER_PARAMETER.search(query):
+                raise error(f"{env}: expected a query with exactly one parameter, $1")
+        if not self.resolve_trait:
+            return
+        if not _TRAIT_PATH.fullmatch(self.resolve_trait):
+            raise error(
+                f"HOOKS_RESOLVE_TRAIT={self.resolve_trait!r}: expected a trait name or dotted "
+                "path, e.g. email"
+            )
+        if not self.platform_database_url:
+            raise error(
+                f"HOOKS_RESOLVE_TRAIT={self.resolve_trait}: needs HOOKS_PLATFORM_DATABASE_URL "
+                "(the trait is looked up with HOOKS_RESOLVE_TRAIT_QUERY)"
+            )

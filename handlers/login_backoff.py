@@ -16,8 +16,10 @@ counts it at once as a failure (these callers report successes only, through
 resets every password identifier it has. It always answers 200 at once: Kratos may be waiting
 on it, and a missed reset only means the user waits out a backoff they had already earned.
 
-When the Kratos hooks have credentials (``HOOKS_API_KEYS`` / ``HOOKS_BASIC_AUTH``) these
-endpoints require them too: whoever can call them can lock accounts out or forgive them.
+Whoever can call these endpoints can lock accounts out or forgive them, so they pass the
+Kratos hooks' own gate (``handlers.hooks.common.authenticated_body``): the hooks' credentials
+(``HOOKS_API_KEYS`` / ``HOOKS_BASIC_AUTH``), 503 naming them while none is configured (unless
+``HOOKS_INSECURE_NO_AUTH``), 401 on a wrong or missing one, and ``HOOKS_MAX_BODY_SIZE``.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import orjson
 from aiohttp import web
 
 from handlers.health import Health
-from handlers.hooks.auth import Credentials, check
+from handlers.hooks.auth import Credentials
+from handlers.hooks.common import authenticated_body
 from handlers.hooks.install import make_breaker, make_session
+from handlers.hooks.keys import CREDENTIALS
 from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone, KratosAdmin
-from proxy.errors import BadRequest, Unauthorized
+from proxy.errors import BadRequest
 from proxy.guard.install import guard_context
 from proxy.guard.keys import GUARD
 from proxy.guard.metrics import AFTER_LOGIN_LOOKUPS
@@ -46,7 +50,6 @@ from proxy.logs import fingerprint
 log = logging.getLogger("kratos_hooks.guard")
 
 BASE = "/hooks/kratos/login-backoff"
-CREDENTIALS = web.AppKey("login_backoff_credentials", Credentials)
 ADMIN = web.AppKey("login_backoff_kratos_admin", KratosAdmin)
 
 
@@ -62,11 +65,9 @@ def password_identifiers(identity: Mapping[str, Any]) -> list[str]:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    credentials = request.app[CREDENTIALS]
-    if credentials.configured and check(credentials, request.headers) != "ok":
-        raise Unauthorized(headers={"WWW-Authenticate": 'Basic realm="kratos-hooks"'})
+    raw = await authenticated_body(request)
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("The body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -176,7 +177,8 @@ async def admin_context(app: web.Application) -> AsyncIterator[None]:
 
 def install_internal(app: web.Application, health: Health) -> None:
     """The INTERNAL_FEATURES installer."""
-    app[CREDENTIALS] = Credentials.from_settings(app[SETTINGS].hooks)
+    if CREDENTIALS not in app:  # the hooks' installer normally made them already
+        app[CREDENTIALS] = Credentials.from_settings(app[SETTINGS].hooks)
     app.cleanup_ctx.append(guard_context)
     app.cleanup_ctx.append(admin_context)
     app.router.add_post(f"{BASE}/before-login", before_login)

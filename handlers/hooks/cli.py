@@ -88,11 +88,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _sync(settings: Settings) -> AsyncIterator[IdentitySync]:
     admin_session = make_session(settings)
     platform_session = make_session(settings)
-    chain = make_resolvers(settings, platform_session)
+    sync = make_sync(settings, admin_session, make_resolvers(settings, platform_session))
     try:
-        yield make_sync(settings, admin_session, chain)
+        yield sync
     finally:
-        await chain.close()
+        await sync.close()
         await platform_session.close()
         await admin_session.close()
 

@@ -62,6 +62,14 @@ def _authenticate(request: web.Request) -> None:
         raise Unauthorized("Missing or invalid hook credentials")
 
 
+async def authenticated_body(request: web.Request) -> bytes:
+    """The body of a call to any internal hook endpoint, once its credentials are checked:
+    the one gate every ``/hooks/kratos/*`` route goes through (the compatibility endpoints of
+    the login backoff too), so none of them can be reached more cheaply than the others."""
+    _authenticate(request)
+    return await read_bounded(request, request.app[SETTINGS].hooks.max_body_size)
+
+
 def _outcome_of(exc: KratosHooksError) -> str:
     if isinstance(exc, HookNotConfigured):
         return "not_configured"
@@ -77,8 +85,7 @@ def hook(name: str, handler: HookHandler) -> Callable[[web.Request], Awaitable[w
         started = time.perf_counter()
         outcome, status = "error", 500
         try:
-            _authenticate(request)
-            body = await read_bounded(request, settings.max_body_size)
+            body = await authenticated_body(request)
             response, outcome = await handler(request, Call(body, started, settings.budget))
             status = response.status
             return response

@@ -4,6 +4,12 @@
 failure policy); ``?mode=pre-persist`` is the registration ``response.parse: true`` mode,
 where the answer itself carries the metadata Kratos stores with the new identity.
 
+In pre-persist mode Kratos sends the nil UUID as the id (the identity is not stored yet):
+it is never looked up (``lookup``); the platform user is found by ``HOOKS_RESOLVE_TRAIT``
+(e.g. the email) with ``HOOKS_RESOLVE_TRAIT_QUERY``, or the answer is 204. Nothing is
+recorded for a retry then — there is no id to retry by; the login and verification hooks
+resolve the stored identity by its real id.
+
 Failure policy ``allow`` answers as if nothing happened and records the identity in the
 outbox for the relay; ``interrupt`` answers 400 in Kratos' ``messages`` format (a 4xx that
 is not 429, so Kratos shows it and does not retry). Work still running when the budget is
@@ -14,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +30,7 @@ from config.hooks import HOOK_POINTS, FailurePolicy
 from handlers.hooks.common import Answer, Call, json_answer
 from handlers.hooks.keys import BACKGROUND, OUTBOX, RELAY, SYNC
 from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone
+from handlers.hooks.lookup import is_nil, parse_uuid
 from handlers.hooks.metrics import METADATA_WRITES
 from handlers.hooks.outbox import Entry, OutboxUnavailable
 from handlers.hooks.resolvers import ResolutionFailed
@@ -62,11 +68,10 @@ def parse_identity_call(payload: object) -> IdentityCall:
         raw, field = payload.get("identity_id"), "identity_id"
     if not isinstance(raw, str) or not raw.strip():
         raise BadRequest(f"{field} is required (a string)")
-    try:
-        identity_id = str(uuid.UUID(raw.strip()))
-    except ValueError:
-        raise BadRequest(f"{field} must be a UUID") from None
-    return IdentityCall(identity_id, identity)
+    parsed = parse_uuid(raw)
+    if parsed is None:
+        raise BadRequest(f"{field} must be a UUID")
+    return IdentityCall(str(parsed), identity)
 
 
 def policy_for(point: str, default: FailurePolicy, overrides: Sequence[str]) -> FailurePolicy:
@@ -159,12 +164,20 @@ async def identity(request: web.Request, call: Call) -> Answer:
     settings = app[SETTINGS].hooks
     policy = policy_for(point, settings.failure_policy, settings.failure_policy_by_point)
     sync = app[SYNC]
+    unpersisted = is_nil(parsed.identity_id)
+    if unpersisted and not pre_persist:
+        log.warning(
+            "identity hook called with the nil id outside mode=pre-persist: nothing looked up",
+            extra={"point": point},
+        )
     if pre_persist:
         # Not persisted yet: no Kratos read or write, the answer carries the merge.
         current = parsed.identity or {}
         snapshot = {"metadata_public": current.get("metadata_public")}
         task: asyncio.Task[SyncResult] = asyncio.ensure_future(
-            _plan_only(sync, parsed.identity_id, snapshot)
+            sync.plan_unpersisted(current)
+            if unpersisted
+            else _plan_only(sync, parsed.identity_id, snapshot)
         )
     else:
         task = asyncio.ensure_future(sync.run(parsed.identity_id, parsed.identity))
@@ -172,7 +185,8 @@ async def identity(request: web.Request, call: Call) -> Answer:
     try:
         result = await asyncio.wait_for(asyncio.shield(task), call.remaining())
     except TimeoutError:
-        _retry_if_it_fails(app, task, parsed.identity_id, point)
+        if not unpersisted:
+            _retry_if_it_fails(app, task, parsed.identity_id, point)
         return await _failed(app, parsed.identity_id, point, policy, pre_persist, "budget spent")
     except IdentityGone:
         METADATA_WRITES.labels("hook", "identity_gone").inc()
@@ -203,7 +217,8 @@ async def _failed(
     if policy == "interrupt":
         text = app[SETTINGS].hooks.interrupt_message
         return json_answer(interrupt_document(text), status=400), "interrupted"
-    recorded = await _record_retry(app, identity_id, point)
+    # No id to retry by for an identity not stored yet: its later hooks carry the real one.
+    recorded = not is_nil(identity_id) and await _record_retry(app, identity_id, point)
     outcome = "deferred" if recorded else "failed_open"
     if pre_persist:
         return web.Response(status=204), outcome

@@ -40,7 +40,13 @@ from handlers.hooks.outbox import Outbox, OutboxUnavailable, PostgresOutbox
 from handlers.hooks.publisher import Publisher
 from handlers.hooks.relay import Relay, publish_stats
 from handlers.hooks.reservation import Reservations
-from handlers.hooks.resolvers import ApiResolver, PostgresResolver, Resolver, ResolverChain
+from handlers.hooks.resolvers import (
+    ApiResolver,
+    PostgresResolver,
+    Resolver,
+    ResolverChain,
+    TraitLookup,
+)
 from handlers.hooks.spool import SpoolOutbox, spool_filename
 from handlers.hooks.sync import IdentitySync, MetadataKeys
 from handlers.hooks.verification import verification
@@ -105,6 +111,20 @@ def make_resolvers(settings: Settings, session: ClientSession) -> ResolverChain:
     return ResolverChain(chain)
 
 
+def make_trait_lookup(settings: Settings) -> TraitLookup | None:
+    """The pre-persist resolution of a not-yet-stored identity (``HOOKS_RESOLVE_TRAIT``)."""
+    hooks = settings.hooks
+    if not hooks.resolve_trait or not hooks.platform_database_url:
+        return None
+    resolver = PostgresResolver(
+        hooks.platform_database_url,
+        hooks.resolve_trait_query,
+        timeout=hooks.db_timeout,
+        name="postgres_trait",
+    )
+    return TraitLookup(hooks.resolve_trait, resolver)
+
+
 def make_sync(
     settings: Settings, admin_session: ClientSession, chain: ResolverChain
 ) -> IdentitySync:
@@ -116,7 +136,7 @@ def make_sync(
         breaker=make_breaker(settings, "kratos_admin"),
     )
     keys = MetadataKeys(settings.hooks.metadata_user_key, settings.hooks.metadata_agent_key)
-    return IdentitySync(chain, admin, keys)
+    return IdentitySync(chain, admin, keys, make_trait_lookup(settings))
 
 
 # --- one cleanup_ctx per resource -------------------------------------------------------------
@@ -157,7 +177,7 @@ async def resolvers_context(app: web.Application) -> AsyncIterator[None]:
         app[REDIS], settings.store.redis_key_prefix, settings.hooks.once_retention
     )
     yield
-    await chain.close()
+    await app[SYNC].close()
 
 
 async def background_context(app: web.Application) -> AsyncIterator[None]:
@@ -224,6 +244,8 @@ def _probes(app: web.Application, health: Health) -> None:
         states = {sync.admin.breaker.name: sync.admin.breaker.report()}
         for resolver in app[RESOLVERS].resolvers:
             states[resolver.name] = resolver.report()
+        if sync.by_trait is not None:
+            states[sync.by_trait.resolver.name] = sync.by_trait.resolver.report()
         degraded = any(s["status"] != "ok" for s in states.values())
         return {"status": "degraded" if degraded else "ok", **states}
 

@@ -115,7 +115,7 @@ async def _one(
         return
     if result.outcome == "unchanged":
         summary.correct += 1
-    elif result.outcome == "not_found":
+    elif result.outcome in ("not_found", "not_persisted"):
         summary.not_found += 1
     else:
         summary.repaired += 1

@@ -4,13 +4,16 @@ Each resolver answers ``Resolved`` (found), ``None`` (the platform has no such u
 normal state right after registration) or raises ``ResolverUnavailable`` (its dependency is
 down, so the next resolver is asked). Only when every resolver is unavailable does the chain
 fail. ``not found`` is final: every resolver reads the same platform data.
+
+The nil UUID (an identity Kratos has not persisted yet) is never asked about: it names no
+platform user. Such an identity is resolved by a trait (``TraitLookup``) or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +23,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout
 from aiohttp_retry import ExponentialRetry, RetryClient
 
 from handlers.hooks.breaker import CircuitBreaker
+from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.metrics import RESOLUTIONS
 from handlers.hooks.pg import create_pool
 
@@ -51,11 +55,10 @@ class Resolver(Protocol):
 
 
 class PostgresResolver:
-    """The platform's own table, read with a pooled, prepared statement."""
+    """The platform's own table, read with a pooled, prepared statement (``$1`` = the key)."""
 
-    name = "postgres"
-
-    def __init__(self, dsn: str, query: str, *, timeout: float) -> None:
+    def __init__(self, dsn: str, query: str, *, timeout: float, name: str = "postgres") -> None:
+        self.name = name
         self.dsn = dsn
         self.query = query
         self.timeout = timeout
@@ -161,6 +164,8 @@ class ResolverChain:
         self.resolvers = list(resolvers)
 
     async def resolve(self, identity_id: str) -> Resolved | None:
+        if is_nil(identity_id):
+            return None  # not persisted: no platform user is bound to it (see the docstring)
         reasons: list[str] = []
         for resolver in self.resolvers:
             try:
@@ -183,3 +188,30 @@ class ResolverChain:
     async def close(self) -> None:
         for resolver in self.resolvers:
             await resolver.close()
+
+
+class TraitLookup:
+    """A not-yet-persisted identity resolved by one of its traits (e.g. the email), in the
+    platform database only: the platform API knows nothing but ``authenticationId``."""
+
+    def __init__(self, trait: str, resolver: PostgresResolver) -> None:
+        self.trait = trait
+        self.resolver = resolver
+
+    async def resolve(self, identity: Mapping[str, Any] | None) -> Resolved | None:
+        """The platform user whose trait matches; None when the identity has no such trait
+        or nobody matches. Raises ``ResolutionFailed`` when the database cannot answer."""
+        value = trait_value(identity, self.trait)
+        if value is None:
+            return None
+        name = self.resolver.name
+        try:
+            found = await self.resolver.resolve(value)
+        except ResolverUnavailable as exc:
+            RESOLUTIONS.labels(name, "unavailable").inc()
+            raise ResolutionFailed(f"{name}: {exc}") from exc
+        RESOLUTIONS.labels(name, "found" if found else "not_found").inc()
+        return found
+
+    async def close(self) -> None:
+        await self.resolver.close()

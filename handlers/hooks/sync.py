@@ -1,5 +1,10 @@
 """Resolve an identity and bring its ``metadata_public`` up to date: the one procedure the
-identity hook, the outbox relay and ``reconcile identities`` all run."""
+identity hook, the outbox relay and ``reconcile identities`` all run.
+
+An identity Kratos has not persisted yet (the nil UUID, see ``lookup``) is never resolved,
+read or patched by id: ``plan`` answers ``not_persisted`` for it, which the relay treats as
+done; the pre-persist hook asks ``plan_unpersisted``, which goes by the configured trait.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from handlers.hooks.kratos_admin import JsonPatch, KratosAdmin, merged_metadata, metadata_patch
-from handlers.hooks.resolvers import Resolved, ResolverChain
+from handlers.hooks.lookup import is_nil
+from handlers.hooks.resolvers import Resolved, ResolverChain, TraitLookup
 
-Outcome = Literal["patched", "unchanged", "not_found", "would_patch"]
+Outcome = Literal["patched", "unchanged", "not_found", "would_patch", "not_persisted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,26 +38,54 @@ class MetadataKeys:
 
 
 class IdentitySync:
-    def __init__(self, chain: ResolverChain, admin: KratosAdmin, keys: MetadataKeys) -> None:
+    def __init__(
+        self,
+        chain: ResolverChain,
+        admin: KratosAdmin,
+        keys: MetadataKeys,
+        by_trait: TraitLookup | None = None,
+    ) -> None:
         self.chain = chain
         self.admin = admin
         self.keys = keys
+        self.by_trait = by_trait
+
+    async def close(self) -> None:
+        """The resolvers' pools (the Admin API session belongs to its cleanup_ctx)."""
+        await self.chain.close()
+        if self.by_trait is not None:
+            await self.by_trait.close()
+
+    def merge(self, resolved: Resolved, current: Any) -> SyncResult:
+        """What writing ``resolved`` into ``current`` metadata_public would change (pure)."""
+        wanted = self.keys.wanted(resolved)
+        patch = metadata_patch(current, wanted)
+        merged = merged_metadata(current, wanted)
+        return SyncResult("would_patch" if patch else "unchanged", patch, merged)
+
+    async def plan_unpersisted(self, identity: dict[str, Any]) -> SyncResult:
+        """The merge for an identity Kratos has not stored yet, found by its trait; nothing
+        is read from or written to Kratos. Raises ``ResolutionFailed``."""
+        if self.by_trait is None:
+            return SyncResult("not_persisted")
+        resolved = await self.by_trait.resolve(identity)
+        if resolved is None:
+            return SyncResult("not_found")
+        return self.merge(resolved, identity.get("metadata_public"))
 
     async def plan(
         self, identity_id: str, identity: dict[str, Any] | None
     ) -> tuple[SyncResult, dict[str, Any] | None]:
         """What would change, without writing; reads Kratos only when ``identity`` lacks
         ``metadata_public``. Raises ``ResolutionFailed`` / ``AdminUnavailable``."""
+        if is_nil(identity_id):
+            return SyncResult("not_persisted"), identity
         resolved = await self.chain.resolve(identity_id)
         if resolved is None:
             return SyncResult("not_found"), identity
         if identity is None or "metadata_public" not in identity:
             identity = await self.admin.get_identity(identity_id)
-        current = identity.get("metadata_public")
-        wanted = self.keys.wanted(resolved)
-        patch = metadata_patch(current, wanted)
-        merged = merged_metadata(current, wanted)
-        return SyncResult("would_patch" if patch else "unchanged", patch, merged), identity
+        return self.merge(resolved, identity.get("metadata_public")), identity
 
     async def run(
         self, identity_id: str, identity: dict[str, Any] | None = None, *, write: bool = True

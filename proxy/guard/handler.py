@@ -207,7 +207,9 @@ def flow_view(kind: str) -> Handler:
                 headers.popall(name, None)
             headers.setdefault("X-Request-ID", request[REQUEST_ID])
             return web.Response(
-                status=200, body=orjson.dumps(with_message(flow, message)), headers=headers
+                status=200,
+                body=orjson.dumps(with_message(flow, message, drop_ids=guard.failure_ids)),
+                headers=headers,
             )
 
     return handler

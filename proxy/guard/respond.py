@@ -3,10 +3,10 @@
 Stock Kratos UIs and the Ory SDKs treat a 400 carrying the flow as "show the flow's
 messages" and anything else as a generic failure, so a blocked JSON caller gets its own flow
 back (fetched from Kratos with its cookies) with a lockout message added — exactly how a
-rejected password looks. A plain browser is sent back to its flow's UI (login, registration,
-recovery, verification); the flow it then fetches through the proxy carries the message
-(``handler.flow_view``). The wording and the timing do not depend on whether the account
-exists.
+rejected password looks, minus the previous attempt's rejection (``with_message``). A plain
+browser is sent back to its flow's UI (login, registration, recovery, verification); the flow
+it then fetches through the proxy carries the message (``handler.flow_view``). The wording and
+the timing do not depend on whether the account exists.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import copy
 import html
 import logging
 import math
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -55,13 +56,33 @@ def lockout_message(message_id: int, retry_after: int, *, rate: bool = False) ->
     }
 
 
-def with_message(flow: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
-    """The flow with ``message`` in ``ui.messages`` (replacing an earlier lockout)."""
+def with_message(
+    flow: dict[str, Any], message: dict[str, Any], *, drop_ids: Collection[int]
+) -> dict[str, Any]:
+    """The flow with ``message`` in ``ui.messages`` (replacing an earlier lockout) and without
+    any message whose id is in ``drop_ids`` — in ``ui.messages`` and on every node.
+
+    ``drop_ids`` are the credential-rejection ids (``guard.failure_ids``, 4000006 by default):
+    the flow Kratos keeps still carries the previous attempt's "credentials are invalid",
+    but this attempt's password was never checked, so a UI showing both would tell a user who
+    typed the right password that it is wrong. Everything else (other messages, nodes, their
+    values, the CSRF token) is kept as Kratos wrote it.
+    """
     out = copy.deepcopy(flow)
     ui = out.setdefault("ui", {})
-    kept = [m for m in ui.get("messages") or [] if m.get("id") != message["id"]]
-    ui["messages"] = [*kept, message]
+    unwanted = {message["id"], *drop_ids}
+    ui["messages"] = [*_without(ui.get("messages"), unwanted), message]
+    nodes = ui.get("nodes")
+    for node in nodes if isinstance(nodes, list) else ():
+        if isinstance(node, dict) and isinstance(node.get("messages"), list):
+            node["messages"] = _without(node["messages"], set(drop_ids))
     return out
+
+
+def _without(messages: object, ids: set[int]) -> list[Any]:
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if not (isinstance(m, dict) and m.get("id") in ids)]
 
 
 def seconds(retry_after: float) -> int:
@@ -134,7 +155,7 @@ async def blocked(
     if json_mode:
         flow = await fetch_flow(request, kind, flow_id) if flow_id else None
         if flow is not None:
-            body = orjson.dumps(with_message(flow, message))
+            body = orjson.dumps(with_message(flow, message, drop_ids=guard.failure_ids))
             status = 429 if config.always_429 else 400
             headers["Content-Type"] = JSON_TYPE
             return web.Response(status=status, body=body, headers=headers)

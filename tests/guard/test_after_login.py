@@ -15,16 +15,22 @@ from tests.guard.conftest import Guarded
 
 BASE = "/hooks/kratos/login-backoff"
 IP = "192.0.2.10"
+KEY = "after-login-key-0123456789"
+AUTH = {"X-Kratos-Hooks-Key": KEY}
 
 
 async def before(http: aiohttp.ClientSession, svc: Service, identifier: str) -> int:
     body = {"identifier": identifier, "client_ip": IP}
-    async with http.post(f"{svc.internal_url}{BASE}/before-login", json=body) as response:
+    async with http.post(
+        f"{svc.internal_url}{BASE}/before-login", json=body, headers=AUTH
+    ) as response:
         return response.status
 
 
 async def after(http: aiohttp.ClientSession, svc: Service, body: dict[str, str]) -> object:
-    async with http.post(f"{svc.internal_url}{BASE}/after-login", json=body) as response:
+    async with http.post(
+        f"{svc.internal_url}{BASE}/after-login", json=body, headers=AUTH
+    ) as response:
         assert response.status == 200
         return await response.json()
 
@@ -57,7 +63,7 @@ async def test_identity_id_alone_resets_every_password_identifier(
     identity = kratos.state.add_identity("carol@example.com", PASSWORD)
     kratos.state.passwords[identity["id"]].identifiers.append("carol")  # and a username
     other = kratos.state.add_identity("dave@example.com", PASSWORD)
-    svc = await guarded(BACKOFF_PAIR_FREE="2")
+    svc = await guarded(BACKOFF_PAIR_FREE="2", HOOKS_API_KEYS=KEY)
     for identifier in ("Carol@Example.com", "CAROL", "dave@example.com"):
         await lock(http, svc, identifier)
     before_ok = await lookups(http, svc, "ok")
@@ -80,7 +86,7 @@ async def test_unknown_identity_or_admin_api_down_answers_200_without_a_reset(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     identity = kratos.state.add_identity("erin@example.com", PASSWORD)
-    svc = await guarded(BACKOFF_PAIR_FREE="2")
+    svc = await guarded(BACKOFF_PAIR_FREE="2", HOOKS_API_KEYS=KEY)
     await lock(http, svc, "erin@example.com")
     caplog.set_level(logging.WARNING, logger="kratos_hooks.guard")
     not_found = await lookups(http, svc, "not_found")
@@ -109,6 +115,6 @@ async def test_neither_identifier_nor_identity_resets_nothing(
     kratos: Kratos,
     http: aiohttp.ClientSession,
 ) -> None:
-    svc = await guarded()
+    svc = await guarded(HOOKS_API_KEYS=KEY)
     assert await after(http, svc, {"client_ip": IP}) == {"reset": False, "reason": "no_identifier"}
     assert kratos.state.count("GET", "/admin/identities") == 0

@@ -127,7 +127,7 @@ async def test_without_redis_the_in_memory_store_guards_and_is_shared_by_both_li
     start_service: ServiceFactory,
     http: aiohttp.ClientSession,
 ) -> None:
-    svc = await start(start_service, kratos, None, "kh:", BACKOFF_PAIR_FREE="2")
+    svc = await start(start_service, kratos, None, "kh:", BACKOFF_PAIR_FREE="2", HOOKS_API_KEYS="k")
     flow = await api_flow(http, svc.public_url)
     for _ in range(2):
         await submit(http, svc.public_url, flow, "alice@example.com")
@@ -136,7 +136,7 @@ async def test_without_redis_the_in_memory_store_guards_and_is_shared_by_both_li
     assert kratos.state.count("POST", LOGIN) == 2
     url = f"{svc.internal_url}/hooks/kratos/login-backoff/before-login"
     body = {"identifier": "ALICE@example.com", "client_ip": "127.0.0.1"}
-    async with http.post(url, json=body) as response:
+    async with http.post(url, json=body, headers={"X-Kratos-Hooks-Key": "k"}) as response:
         assert response.status == 403
         assert (await response.json())["reason"] == "identifier"
 

@@ -54,7 +54,14 @@ class UserTable:
     def query(self) -> str:
         return f'SELECT "id", "agentId" FROM "{self.schema}"."user" WHERE "authenticationID" = $1'
 
-    async def add(self, identity_id: str, email: str) -> tuple[str, str]:
+    @property
+    def platform_dsn(self) -> str:
+        """The DSN with this schema as the search path, so the shipped default queries (which
+        name the platform's unqualified ``"user"`` table) run unchanged."""
+        return f"{self.dsn}?search_path={self.schema}"
+
+    async def add(self, identity_id: str | None, email: str) -> tuple[str, str]:
+        """A platform user; ``identity_id`` None for one no Kratos identity is bound to yet."""
         user_id, agent_id = str(uuid.uuid4()), str(uuid.uuid4())
         conn = await asyncpg.connect(self.dsn)
         try:
@@ -64,13 +71,25 @@ class UserTable:
                 " VALUES ($1, $2, $3, $4, 'Ada', 'Lovelace', $5)",
                 uuid.UUID(user_id),
                 uuid.UUID(agent_id),
-                uuid.UUID(identity_id),
+                None if identity_id is None else uuid.UUID(identity_id),
                 email,
                 email.split("@")[0],
             )
         finally:
             await conn.close()
         return user_id, agent_id
+
+    async def bind(self, email: str, identity_id: str) -> None:
+        """What the platform does once the identity exists: store its id on the user."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(
+                f'UPDATE "{self.schema}"."user" SET "authenticationID" = $1 WHERE "email" = $2',
+                uuid.UUID(identity_id),
+                email,
+            )
+        finally:
+            await conn.close()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.kratos_standin.bodies import public_identity
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kratos"
 HOOKS_HOST = "http://kratos-hooks:8081"
+NIL = "00000000-0000-0000-0000-000000000000"  # ctx.identity.id at registration pre-persist
 
 
 def web_hooks() -> dict[str, dict[str, Any]]:
@@ -108,22 +109,29 @@ async def test_shipped_configuration_drives_every_hook(
 ) -> None:
     svc = await hooks_service(
         HOOKS_API_KEYS=api_key,
-        HOOKS_PLATFORM_DATABASE_URL=user_table.dsn,
-        HOOKS_RESOLVE_QUERY=user_table.query,
+        HOOKS_PLATFORM_DATABASE_URL=user_table.platform_dsn,  # the default queries, as shipped
+        HOOKS_RESOLVE_TRAIT="email",
         HOOKS_RESOLVERS="postgres",
     )
     hooks = web_hooks()
     identity = kratos.state.add_identity(
         "ada@example.org", "pw", traits={"name": {"first": "Ada", "last": "Lovelace"}}
     )
-    user_id, agent_id = await user_table.add(identity["id"], "ada@example.org")
+    # A platform user no identity is bound to yet (e.g. invited by email).
+    user_id, agent_id = await user_table.add(None, "ada@example.org")
     wanted = {"alkemio_actor_id": user_id, "alkemio_agent_id": agent_id}
 
-    # Registration, before the identity is stored: the answer carries the metadata.
-    status, body = await call(
-        http, svc.internal_url, hooks["registration.password#0"], ctx_for(identity, "registration")
+    # Registration, before the identity is stored: Kratos sends the nil id, the shipped body
+    # carries the traits, and the answer carries the metadata found by the email.
+    registration = hooks["registration.password#0"]
+    ctx = ctx_for(identity, "registration")
+    ctx["identity"]["id"] = NIL
+    assert orjson.loads(render(registration, ctx))["identity"]["traits"]["email"] == (
+        "ada@example.org"
     )
+    status, body = await call(http, svc.internal_url, registration, ctx)
     assert (status, body) == (200, {"identity": {"metadata_public": wanted}})
+    await user_table.bind("ada@example.org", identity["id"])  # the platform, once it exists
 
     # Verification: the welcome event, and the metadata written through the Admin API.
     ctx = ctx_for(identity, "verification")

@@ -15,13 +15,17 @@ from handlers.hooks.breaker import CircuitBreaker
 from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
 from handlers.hooks.identity import parse_identity_call, policy_for
 from handlers.hooks.kratos_admin import merged_metadata, metadata_patch, next_page
+from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
 from handlers.hooks.pg import connect_options
 from handlers.hooks.relay import retry_delay
+from handlers.hooks.resolvers import Resolved, ResolverChain
 from handlers.hooks.spool import replay_lines
 from proxy.errors import BadRequest
 
 ID = "7f1c3b9e-6a0d-4a53-9b55-0a0f6f3e1f11"
+NIL = "00000000-0000-0000-0000-000000000000"
+PG = {"HOOKS_PLATFORM_DATABASE_URL": "postgresql://platform@db/platform"}
 
 
 def creds(**kw: object) -> Credentials:
@@ -209,6 +213,12 @@ def test_connect_options_keep_asyncpg_off_the_disk(monkeypatch: pytest.MonkeyPat
         ({"HOOKS_RESOLVERS": "postgres,ldap"}, "HOOKS_RESOLVERS"),
         ({"HOOKS_PLATFORM_API_URL": "platform:3000"}, "HOOKS_PLATFORM_API_URL"),
         ({"HOOKS_IDENTITY_FAILURE_POLICY": "deny"}, "HOOKS_IDENTITY_FAILURE_POLICY"),
+        ({"HOOKS_RESOLVE_TRAIT": "email"}, "needs HOOKS_PLATFORM_DATABASE_URL"),
+        ({"HOOKS_RESOLVE_TRAIT": "email; --", **PG}, "HOOKS_RESOLVE_TRAIT="),
+        ({"HOOKS_RESOLVE_TRAIT": "traits..email", **PG}, "HOOKS_RESOLVE_TRAIT="),
+        ({"HOOKS_RESOLVE_TRAIT_QUERY": 'SELECT 1 FROM "user"'}, "HOOKS_RESOLVE_TRAIT_QUERY"),
+        ({"HOOKS_RESOLVE_TRAIT_QUERY": "SELECT $1, $2"}, "HOOKS_RESOLVE_TRAIT_QUERY"),
+        ({"HOOKS_RESOLVE_QUERY": "SELECT $10"}, "HOOKS_RESOLVE_QUERY"),
     ],
 )
 def test_bad_hook_settings_fail_at_load_naming_the_variable(
@@ -216,3 +226,90 @@ def test_bad_hook_settings_fail_at_load_naming_the_variable(
 ) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(env=env)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        NIL,
+        "{00000000-0000-0000-0000-000000000000}",
+        "urn:uuid:00000000-0000-0000-0000-000000000000",
+        "URN:UUID:00000000-0000-0000-0000-000000000000",
+        "00000000000000000000000000000000",
+        " 00000000-0000-0000-0000-000000000000\n",
+    ],
+)
+def test_every_spelling_of_the_nil_uuid_is_an_identity_not_persisted(spelling: str) -> None:
+    assert is_nil(spelling)
+    assert parse_identity_call({"identity": {"id": spelling, "traits": {}}}).identity_id == NIL
+
+
+def test_real_ids_and_non_uuids_are_not_the_nil_uuid() -> None:
+    for value in (ID, ID.upper(), "00000000-0000-0000-0000-000000000001", "", "0", "nil", "0" * 31):
+        assert not is_nil(value), value
+
+
+def test_trait_value_reads_a_dotted_path_of_strings_only() -> None:
+    identity = {"traits": {"email": " Ada@Example.org ", "name": {"first": "Ada"}, "n": 5}}
+    assert trait_value(identity, "email") == "Ada@Example.org"  # the query decides on case
+    assert trait_value(identity, "name.first") == "Ada"
+    for path in ("name", "n", "missing", "email.x", "name.first.x", ""):
+        assert trait_value(identity, path) is None, path
+    assert trait_value({"traits": {"email": "   "}}, "email") is None
+    assert trait_value({"traits": {"email": "a" * 513}}, "email") is None
+    assert trait_value({"traits": None}, "email") is None
+    assert trait_value(None, "email") is None
+
+
+def test_trait_resolution_settings_defaults_and_a_valid_configuration() -> None:
+    default = load_settings(env={}).hooks
+    assert default.resolve_trait == ""  # off: an unverified trait is never trusted by default
+    assert default.resolve_trait_query == (
+        'SELECT "id", "agentId" FROM "user" WHERE "email" = $1 AND "authenticationID" IS NULL'
+    )
+    hooks = load_settings(env={"HOOKS_RESOLVE_TRAIT": "contact.email", **PG}).hooks
+    assert hooks.resolve_trait == "contact.email"
+
+
+def test_config_check_shows_the_trait_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from proxy.cli import main
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOOKS_RESOLVE_TRAIT", "email")
+        env.setenv("HOOKS_PLATFORM_DATABASE_URL", "postgresql://platform:pw-s3cret@db/platform")
+        assert main(["config", "check"]) == 0
+        out = capsys.readouterr().out
+        env.delenv("HOOKS_PLATFORM_DATABASE_URL")
+        assert main(["config", "check"]) == 2
+    assert "HOOKS_RESOLVE_TRAIT " in out and "HOOKS_RESOLVE_TRAIT_QUERY" in out
+    assert "s3cret" not in out
+    assert "HOOKS_RESOLVE_TRAIT=email: needs HOOKS_PLATFORM_DATABASE_URL" in capsys.readouterr().err
+
+
+class Recording:
+    """A resolver that remembers what it was asked (the chain's logic only, no I/O)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(self, identity_id: str) -> Resolved | None:
+        self.asked.append(identity_id)
+        return Resolved("user-1", "agent-1")
+
+    async def close(self) -> None:
+        pass
+
+    def report(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+
+async def test_the_resolver_chain_never_asks_about_the_nil_id() -> None:
+    resolver = Recording()
+    chain = ResolverChain([resolver])
+    for spelling in (NIL, "{" + NIL + "}", "urn:uuid:" + NIL, "0" * 32):
+        assert await chain.resolve(spelling) is None
+    assert resolver.asked == []
+    assert await chain.resolve(ID) == Resolved("user-1", "agent-1")
+    assert resolver.asked == [ID]
