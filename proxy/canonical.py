@@ -1,10 +1,13 @@
 """TEMPORARY stub of P1's proxy/canonical.py (not committed)."""
+
 from __future__ import annotations
+
 import re
-from urllib.parse import unquote, parse_qsl
 import uuid
+from urllib.parse import parse_qsl, unquote
 
 _ESC = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
 
 def _clean(p: str) -> str:
     rooted = p.startswith("/")
@@ -22,20 +25,24 @@ def _clean(p: str) -> str:
     s = "/".join(out)
     return ("/" + s) if rooted else (s or ".")
 
+
 def canonical_path(raw_path: str) -> str | None:
     if _ESC.search(raw_path):
         return None
     return _clean(unquote(raw_path, errors="surrogateescape"))
 
+
 def route_key(path: str) -> str:
     key = path.lower()
     return key[:-1] if len(key) > 1 and key.endswith("/") else key
+
 
 def query_get(raw_query: str, name: str) -> str:
     for k, v in parse_qsl(raw_query, keep_blank_values=True):
         if k == name:
             return v
     return ""
+
 
 def canonical_uuid(value: str) -> str | None:
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -138,28 +138,52 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def parse_submission(content_type: str | None, raw: bytes) -> Submission | None:
-    """The method, identifier and whether a secret was sent; None when the body cannot be
-    judged (unreadable JSON, a judged form field sent twice): the caller refuses it."""
+def _body_fields(content_type: str | None, raw: bytes) -> Mapping[str, Any] | None:
+    if content_type is None and not raw:
+        return {}  # no body at all (a GET): only the query speaks
     kind = media_type(content_type)
     try:
         if kind == JSON:
             document = orjson.loads(raw)
-            if not isinstance(document, dict):
-                return None
-            fields: Mapping[str, Any] = document
-        elif kind in (FORM, MULTIPART):
-            fields = _form_fields(content_type or "", raw)
-        else:
-            return None
+            return document if isinstance(document, dict) else None
+        if kind in (FORM, MULTIPART):
+            return _form_fields(content_type or "", raw)
     except (orjson.JSONDecodeError, UnicodeError, ValueError):
         return None
+    return None
+
+
+def parse_submission(
+    content_type: str | None, raw: bytes, query: Mapping[str, str] | None = None
+) -> Submission | None:
+    """The method, identifier and whether a secret was sent; None when the submission
+    cannot be judged (unreadable JSON, a judged form field sent twice, or sent in the query
+    and the body with different values): the caller refuses it.
+
+    ``query`` holds the judged fields of the URL's query (Kratos' decoder reads the query
+    too for some methods, and GET submissions carry nothing else).
+    """
+    body = _body_fields(content_type, raw)
+    if body is None:
+        return None
+    fields = dict(body)
+    for name, value in (query or {}).items():
+        if not value:
+            continue
+        if name in fields and fields[name] != value:
+            return None
+        fields.setdefault(name, value)
     method = _text(fields, "method")
     identifier = _text(fields, "identifier") or _text(fields, "password_identifier")
     secret_field = SECRET_FIELDS.get(method)
     has_secret = bool(fields.get(secret_field)) if secret_field else True
     secrets = frozenset(m for m, field in SECRET_FIELDS.items() if fields.get(field))
     return Submission(method, identifier, has_secret, secrets)
+
+
+def query_fields(param: Callable[[str], str]) -> dict[str, str]:
+    """The judged fields a URL's query carries, read with ``param`` (Kratos' reading)."""
+    return {name: value for name in JUDGED_FIELDS if (value := param(name))}
 
 
 # --- Kratos' answer --------------------------------------------------------------------

@@ -29,6 +29,7 @@ from proxy.guard.classify import (
     decoded,
     media_type,
     parse_submission,
+    query_fields,
 )
 from proxy.guard.core import Guard, Subject
 from proxy.guard.keys import GUARD
@@ -102,39 +103,49 @@ def _subject(guard: Guard, request: web.Request, sub: Submission, ip: str) -> Su
     return guard.subject(request[VIEW].flow_id(), ip, kind="flow")
 
 
-async def _forward(request: web.Request, raw: bytes) -> web.StreamResponse:
+async def _forward(request: web.Request, raw: bytes | None) -> web.StreamResponse:
     forwarder = request.app[FORWARDER]
     async with forwarder.exchange(request, body=raw) as upstream:
         return await forwarder.relay(request, upstream)
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    """POST /self-service/login?flow=…"""
+    """POST (and GET) /self-service/login?flow=… in any spelling Kratos routes there."""
     request[ROUTE] = "login"
     guard = request.app[GUARD]
     forwarder = request.app[FORWARDER]
+    view = request[VIEW]
     content_type = request.headers.get("Content-Type")
     as_json = answers_json(content_type, request.headers.get("Accept"), "Cookie" in request.headers)
-    flow_id = request[VIEW].flow_id()
+    flow_id = view.flow_id()
     ip = forwarder.identify(request)[0]
     rate = guard.rate_window("login", ip, guard.config.rate_login)
+    # Kratos' decoder reads a GET submission from the query alone, and the query beside the
+    # body for some methods: a secret there is judged like one in the body.
+    query = query_fields(view.param)
+    bodyless = request.method == "GET"
     try:
-        if media_type(content_type) not in GUARDED_TYPES:
+        if bodyless and not query:
+            return await forwarder.handle(request)  # a link, not a submission
+        if not bodyless and media_type(content_type) not in GUARDED_TYPES:
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:
                 return await _blocked(request, guard, flow_id, as_json, verdict)
             return await forwarder.handle(request)  # Kratos refuses such bodies unread
-        raw = await read_bounded(request, guard.config.max_body, "The login submission")
-        submission = parse_submission(content_type, raw)
+        limit = guard.config.max_body
+        raw = None if bodyless else await read_bounded(request, limit, "The login submission")
+        submission = parse_submission(None if bodyless else content_type, raw or b"", query)
         if submission is None:
             # Never forwarded unjudged: a body this parser refuses but Kratos accepts (deeper
             # nesting, invalid UTF-8, a field sent twice) would be a password check unguarded.
             raise BadRequest(
                 "The request body is not a valid JSON object"
                 if media_type(content_type) == JSON
-                else "The form sends a login field twice with different values"
+                else "The submission sends a login field twice with different values"
             )
         subject = _subject(guard, request, submission, ip)
         if subject is None:
+            if bodyless:
+                return await _forward(request, None)
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:
                 return await _blocked(request, guard, flow_id, as_json, verdict)
             return await _forward(request, raw)

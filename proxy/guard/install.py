@@ -90,6 +90,7 @@ def install_public(app: web.Application, hooks: HookTable) -> None:
     app.cleanup_ctx.append(guard_context)
     if config.enabled:
         hooks.add("POST", "/self-service/login", login_submit)
+        hooks.add("GET", "/self-service/login", login_submit)
         hooks.add("GET", "/self-service/login/flows", flow_view("login"))
     for flow, limit in (
         ("registration", config.rate_registration),

@@ -57,12 +57,13 @@ def route(method: str, target: str, registered: frozenset[str]) -> Route:
             Route("method_not_allowed", allow=", ".join(allowed)) if allowed else Route("not_found")
         )
     answer = oracle.route(method, target)
+    allow = str(getattr(answer, "allow", None) or "")
     return Route(
-        kind=answer["kind"],
-        handler=answer.get("handler") or "",
-        status=int(answer.get("status") or 0),
-        location=answer.get("location") or "",
-        allow=answer.get("allow") or "",
+        kind=answer.kind,
+        handler=answer.handler or "",
+        status=answer.status or 0,
+        location=answer.location or "",
+        allow=allow,
     )
 
 
@@ -91,28 +92,41 @@ def parse_uuid(value: str) -> str | None:
     return str(parsed) if parsed else None
 
 
-def media_type(content_type: str | None) -> str | None:
-    """``mime.ParseMediaType``'s type, None when it errs."""
+def body_decoder(content_type: str | None) -> str | None:
+    """The decoder ory/x decoderx picks for a ``Content-Type`` (``mime.ParseMediaType``,
+    Go's lower-casing): "json", "form", "multipart", or None when Kratos refuses the body."""
     if not content_type:
         return None
     oracle = _oracle()
     if oracle is None:
-        return content_type.partition(";")[0].strip().lower() or None
-    answer = oracle.media_type(content_type)
-    return None if answer.get("error") else str(answer.get("type") or "") or None
+        kind = content_type.partition(";")[0].strip().lower()
+    else:
+        answer = oracle.media_type(content_type)
+        if answer.decoder_new is None:
+            return None
+        kind = answer.type
+    return {
+        "application/json": "json",
+        "application/x-www-form-urlencoded": "form",
+        "multipart/form-data": "multipart",
+    }.get(kind)
 
 
 @functools.lru_cache(maxsize=4096)
 def normalize_identifier(value: str) -> str:
     """Kratos' ``GracefulNormalization``: canonicalise, then E.164 for a valid phone number."""
     oracle = _oracle()
-    canonical = value.strip().lower() if oracle is None else str(oracle.identifier(value))
+    if oracle is not None:
+        from tests.support.go_oracle import kratos_identifier
+
+        return kratos_identifier(oracle.identifier(value))
+    canonical = value.strip().lower()
     try:
         number = phonenumbers.parse(canonical, None)
     except phonenumbers.NumberParseException:
         return canonical
     if phonenumbers.is_valid_number(number):
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     return canonical
 
 

@@ -7,6 +7,7 @@ import email
 import email.policy
 import hmac
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
@@ -229,8 +230,9 @@ def _parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
-    content_type = gostd.media_type(request.headers.get("Content-Type"))
-    if content_type == "application/json":
+    decoder = gostd.body_decoder(request.headers.get("Content-Type"))
+    content_type = request.headers.get("Content-Type", "")
+    if decoder == "json":
         try:
             data = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
@@ -238,10 +240,14 @@ async def read_body(request: web.Request) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise bad_request("Unable to decode JSON payload: expected an object")
         return data
-    if content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        return {key: value for key, value in form.items() if isinstance(value, str)}
-    if content_type == "multipart/form-data":
+    if decoder == "form":
+        # Go's ParseForm: url.ParseQuery of the body, PostForm.Get reads the first value.
+        pairs = parse_qsl((await request.read()).decode("utf-8", "replace"), keep_blank_values=True)
+        fields: dict[str, Any] = {}
+        for key, value in pairs:
+            fields.setdefault(key, value)
+        return fields
+    if decoder == "multipart":
         # The call recorder already consumed the stream, so parse the cached bytes.
         return _parse_multipart(request.headers["Content-Type"], await request.read())
     raise bad_request(

@@ -36,6 +36,7 @@ def create_public_app(state: StandinState) -> web.Application:
         ("GET", "/self-service/login/api", init_api),
         ("GET", "/self-service/login/flows", get_flow),
         ("POST", "/self-service/login", submit_login),
+        ("GET", "/self-service/login", submit_login),  # links and OIDC callbacks use GET
         ("GET", "/self-service/errors", get_error),
         *self_service_routes(),
         *((method, "/sessions/whoami", whoami) for method in WHOAMI_METHODS),

@@ -139,3 +139,4 @@ def routes() -> Iterator[tuple[str, str, Handler]]:
         yield "GET", f"{base}/flows", _get_flow(kind)
         if kind != "registration":
             yield "POST", base, _submit_code(kind)
+            yield "GET", base, _submit_code(kind)
