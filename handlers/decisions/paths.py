@@ -89,8 +89,10 @@ _SAFE = frozenset(_UNRESERVED + b"!$&'()*+,=:@")  # unreserved, sub-delims but "
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 # The one spelling of each octet: itself when safe, else its escape.
 _SPELLING = tuple(chr(b) if b in _SAFE else f"%{b:02X}" for b in range(256))
-# A path already in canonical spelling, if it has no dot or empty segment either.
-_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@/]*")
+_SAFE_TEXT = r"[A-Za-z0-9\-._~!$&'()*+,=:@]"
+_SEGMENT = re.compile(_SAFE_TEXT + "*").fullmatch  # a segment already spelled canonically
+# A whole path already canonical: "/" first, no empty, "." or ".." segment, nothing to spell.
+_CANONICAL = re.compile(rf"(?=/)(?:/(?!\.\.?(?:/|\Z)){_SAFE_TEXT}+)*/?").fullmatch
 
 
 def _spell(segment: str) -> tuple[str, int]:
@@ -133,21 +135,18 @@ def _spell(segment: str) -> tuple[str, int]:
 def canonical_path(target: str) -> tuple[str, int]:
     """The canonical form of the path of ``target`` — a request target's path, with or
     without its query — and the forms found in it (a ``#`` anywhere is a fragment)."""
-    forms = 0
-    raw = target
-    cut = target.find("#")
+    raw, _, query = target.partition("?")
+    forms = FRAGMENT if "#" in query else 0
+    if _CANONICAL(raw):
+        return raw, forms  # the common case: one regex call (decisions on new URIs pay it)
+    cut = raw.find("#")
     if cut >= 0:
         forms = FRAGMENT
-        raw = target[:cut]
-    cut = raw.find("?")
-    if cut >= 0:
         raw = raw[:cut]
-    if raw.startswith("/") and "/." not in raw and "//" not in raw and _PLAIN.fullmatch(raw):
-        return raw, forms  # the common case: already canonical
     out: list[str] = []
     segment = ""
     for segment in raw.split("/"):
-        if not _PLAIN.fullmatch(segment):
+        if not _SEGMENT(segment):
             segment, found = _spell(segment)
             forms |= found
         if segment in {"", "."}:
