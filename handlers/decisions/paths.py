@@ -141,7 +141,7 @@ def canonical_path(target: str) -> tuple[str, int]:
         return raw, forms  # the common case: one regex call (decisions on new URIs pay it)
     cut = raw.find("#")
     if cut >= 0:
-        forms = FRAGMENT
+        forms |= FRAGMENT
         raw = raw[:cut]
     out: list[str] = []
     segment = ""
