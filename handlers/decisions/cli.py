@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from config.settings import Settings
+from handlers.decisions.paths import ALLOWANCES
 from handlers.decisions.rules_loader import RulesError, load_rules_file
 
 
@@ -34,6 +35,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"kratos-hooks: {exc}", file=sys.stderr)
         return 2
     for number, rule in enumerate(rules.rules, start=1):
-        print(f"{number:>3}. {rule.id}: {'/'.join(rule.authenticators)} → {rule.authorizer.kind}")
+        allows = [key for key, form in ALLOWANCES.items() if rule.allowed_forms & form]
+        extra = f" ({', '.join(allows)})" if allows else ""
+        chain = "/".join(rule.authenticators)
+        print(f"{number:>3}. {rule.id}: {chain} → {rule.authorizer.kind}{extra}")
     print(f"{len(rules.rules)} rule(s), {len(rules.webhooks)} webhook(s): OK", file=sys.stderr)
     return 0

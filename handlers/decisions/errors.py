@@ -3,7 +3,9 @@
     browser (Accept prefers text/html, not XHR)   GET/HEAD → 302 to login, other → 303
     API / XHR                                     401 JSON + WWW-Authenticate, 403 JSON …
                                                   (step-up: 403 {"error": "aal2_required", …})
+    refused path (any caller but nginx style)     400 JSON, Kratos' shape (``bad_request``)
     nginx style                                   401 / 403 only, login URL in X-Login
+                                                  (a refused path: 403)
 
 Redirects are always absolute (Traefik would resolve a relative ``Location`` against the
 *auth server*), and ``return_to`` is the absolute original URL rebuilt from the forwarded
@@ -24,7 +26,13 @@ from proxy.accept import accept_ranges
 from proxy.errors import error_document
 
 DenialKind = Literal[
-    "unauthenticated", "forbidden", "step_up", "not_found", "rate_limited", "unavailable"
+    "unauthenticated",
+    "forbidden",
+    "step_up",
+    "not_found",
+    "rate_limited",
+    "unavailable",
+    "bad_path",
 ]
 
 
@@ -127,6 +135,8 @@ def deny(denial: Denial, caller: Caller) -> Answer:
         return Answer(403, (), _step_up(denial, caller))
     if kind == "forbidden":
         return _json(403, "forbidden", denial.reason, caller)
+    if kind == "bad_path":  # signing in would not help: no login redirect, browser or not
+        return _json(400, "bad_request", denial.reason, caller)
     if kind == "not_found":
         status = denial.status or 404
         return _json(status, "no_rule_matched", denial.reason, caller)

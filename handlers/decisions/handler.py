@@ -1,7 +1,8 @@
 """The ``/decisions`` endpoint: original request → rule → authenticators → authorizer → answer.
 
-Fail-closed throughout: no rule, no credential, an unreachable Kratos or webhook, or an
-unexpected error all end in a non-2xx answer — only an explicit allow is a 200.
+Fail-closed throughout: no rule, no credential, an ambiguous path the matched rule does not
+allow, an unreachable Kratos or webhook, or an unexpected error all end in a non-2xx answer —
+only an explicit allow is a 200.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from handlers.decisions.errors import Answer, Caller, Denial, deny, is_browser
 from handlers.decisions.headers import allow_headers
 from handlers.decisions.keys import DECIDER
 from handlers.decisions.metrics import DECISIONS
+from handlers.decisions.paths import describe
 from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
 from handlers.decisions.remote import RemoteAuthorizer
@@ -129,6 +131,11 @@ class Decider:
         return denial, subject
 
 
+def _refused(forms: int) -> Denial:
+    """A path the app could route differently than the rules judged it: never decided."""
+    return Denial("bad_path", f"The request path contains {describe(forms)}, which is refused.")
+
+
 def _count(rule_id: str, result: str) -> None:
     DECISIONS.labels(rule_id, result).count += 1
 
@@ -144,8 +151,13 @@ def _respond(answer: Answer, method: str) -> web.Response:
 
 
 def _tail(raw_path: str) -> str | None:
+    """The raw path after ``/decisions`` as the auth call carried it; None for the endpoint
+    itself. The router matched the *decoded* path: a raw path spelling the endpoint's name
+    with escapes is judged whole rather than cut at a guessed offset."""
     path = raw_path.partition("?")[0]
-    return path[len(ENDPOINT) :] if path.startswith(ENDPOINT + "/") else None
+    if path == ENDPOINT:
+        return None
+    return path[len(ENDPOINT) :] if path.startswith(ENDPOINT) else path
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -168,6 +180,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             "not_found", "No access rule matches this request.", status=settings.no_match_status
         )
         subject = Subject()
+    elif original.forms and original.forms & ~rule.allowed_forms:  # most paths have none
+        denial, subject = _refused(original.forms & ~rule.allowed_forms), Subject()
     else:
         decided = decider.decide_known(rule, request.headers)
         if decided is None:

@@ -15,7 +15,8 @@ from proxy.tally import Tally
 DECISIONS = Tally(
     "kratos_hooks_decisions_total",
     "Decisions answered, by rule id and result "
-    "(allow, unauthenticated, forbidden, step_up, not_found, rate_limited, unavailable).",
+    "(allow, unauthenticated, forbidden, step_up, not_found, rate_limited, unavailable, "
+    "bad_path).",
     ["rule", "result"],
 )
 WHOAMI = Counter(

@@ -13,11 +13,11 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from multidict import CIMultiDictProxy
 
 from config.fields import IPNetwork
+from handlers.decisions.paths import canonical_path
 from proxy.client_ip import client_ip, is_trusted, parse_ip
 
 REGISTRY_HEADERS = (
@@ -72,7 +72,8 @@ class OriginalRequest:
     Made from values, or by ``read_original`` from the auth call: then the method, scheme,
     host, client IP and registry headers are each read the first time a rule, an authorizer
     or an answer asks for them — a rule that matches the path alone never pays for the rest.
-    ``path`` (what path globs match) is always derived: rules match the path only, as
+    ``path`` (what path globs match) and ``forms`` (the ambiguous forms a rule must allow,
+    ``handlers.decisions.paths``) are always derived: rules match the canonical path only, as
     Oathkeeper does (Caddy appends the client's query to the auth call itself).
     """
 
@@ -84,6 +85,7 @@ class OriginalRequest:
         "_method",
         "_registry",
         "_scheme",
+        "forms",
         "path",
         "trusted",
         "uri",
@@ -101,7 +103,7 @@ class OriginalRequest:
     ) -> None:
         self.uri = uri
         self.trusted = trusted
-        self.path = normalize_path(uri.partition("?")[0])
+        self.path, self.forms = canonical_path(uri)
         self._call: _AuthCall | None = None
         self._method: str | None = method
         self._scheme: str | None = scheme
@@ -116,7 +118,7 @@ class OriginalRequest:
         original = cls.__new__(cls)  # every decision makes one: no work for unread parts
         original.uri = uri
         original.trusted = call.trusted
-        original.path = path_of(uri)
+        original.path, original.forms = path_of(uri)
         original._call = call
         original._method = original._scheme = original._host = original._client_ip = None
         original._registry = original._hostname = None
@@ -184,37 +186,13 @@ def _hostname(host: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
-def normalize_path(raw: str) -> str:
-    """The path as an app is likely to route it: percent-decoded (except ``%2F``), dot
-    segments resolved, empty segments dropped. Matching the raw text would let
-    ``/public/../admin`` or ``/public/%2e%2e/admin`` pass a rule written for ``/public/**``."""
-    if "%" not in raw and "/." not in raw and "//" not in raw:
-        return raw or "/"  # the common case: nothing to decode or resolve
-    out: list[str] = []
-    segments = raw.split("/")
-    for segment in segments:
-        decoded = unquote(segment).replace("/", "%2F")
-        if decoded in {"", "."}:
-            continue
-        if decoded == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(decoded)
-    path = "/" + "/".join(out)
-    trailing = segments[-1] in {"", ".", ".."} or unquote(segments[-1]) in {".", ".."}
-    return path + "/" if trailing and out else path
-
-
 # Proxies ask about the same few URIs over and over: their paths are remembered, boundedly
 # (least recently used first out, so a client sending endless new URIs evicts, never grows).
 PATHS_LIMIT = 4096
 
 
-@functools.lru_cache(maxsize=PATHS_LIMIT)
-def path_of(uri: str) -> str:
-    """``normalize_path`` of ``uri``'s path (its query dropped), remembered."""
-    return normalize_path(uri.partition("?")[0])
+# ``canonical_path`` of a URI (path + query): its canonical path and the ambiguous forms in it.
+path_of = functools.lru_cache(maxsize=PATHS_LIMIT)(canonical_path)
 
 
 # The host ends up in redirect URLs: nothing that could end the authority ("/", "@", "?" …).
@@ -294,8 +272,9 @@ def read_original(
 ) -> OriginalRequest:
     """The original request from the auth call.
 
-    ``tail`` is the raw (still percent-encoded) path after ``/decisions`` — None for
-    ``/decisions`` itself — and ``query`` the auth call's own raw query string.
+    ``tail`` is the raw path after ``/decisions`` exactly as the auth call carried it (still
+    percent-encoded, a fragment included) — None for ``/decisions`` itself — and ``query`` the
+    auth call's own raw query string.
     """
     trusted = trust.trusts(peer)
     forwarded_uri = _first(headers, "X-Forwarded-Uri", "X-Original-URI") if trusted else None

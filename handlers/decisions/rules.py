@@ -5,6 +5,10 @@ order a reader can see beats a heuristic they must guess). A rule matches when e
 condition it sets holds: host glob, path glob or regex (on the path only, query dropped),
 method, and — for registry callers — the ``X-Registry-Action`` and namespace.
 
+Paths are matched in their canonical spelling (``handlers.decisions.paths``); a path carrying
+an ambiguous form (``%2F``, ``;`` …) is refused unless the rule that matched it allows that
+form (``allowed_forms``).
+
 Globs: in paths ``*`` is one segment's characters and ``**`` anything, ``/`` included; in
 hosts ``*`` is one label and ``**`` any number of them. Regexes must match the whole path.
 """
@@ -143,6 +147,8 @@ class Rule:
     identity_headers: bool = True
     error_style: ErrorStyle | None = None
     rate_limit: RateLimit | None = None
+    # The ambiguous path forms (``paths.ALLOWANCES`` bits) this rule's backends need.
+    allowed_forms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

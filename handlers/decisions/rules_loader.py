@@ -17,6 +17,8 @@ identity_headers = true
 headers = { "X-Tenant" = "{{ identity.metadata_public.tenant }}" }
 error_style = "nginx"         # optional, else DECISIONS_ERROR_STYLE
 rate_limit = { per_ip = 100, per_subject = 1000, window_s = 60 }
+allow_encoded_slash = true    # optional: paths with %2F may match (one allow_… per form,
+                              # handlers.decisions.paths.ALLOWANCES); refused otherwise
 
 [webhooks.corp]
 url = "https://authz.internal/allow"
@@ -43,6 +45,7 @@ from typing import Any, cast
 
 from config.loader import ConfigError
 from handlers.decisions.headers import template_error
+from handlers.decisions.paths import ALLOWANCES, FRAGMENT, MALFORMED, canonical_glob, describe
 from handlers.decisions.rules import (
     AUTHENTICATORS,
     AUTHORIZERS,
@@ -74,6 +77,7 @@ RULE_KEYS = frozenset(
         "headers",
         "error_style",
         "rate_limit",
+        *ALLOWANCES,
     }
 )
 WEBHOOK_KEYS = frozenset(
@@ -110,9 +114,37 @@ def _strings(raw: Any, field: str, *, non_empty: bool = False) -> tuple[str, ...
     return tuple(raw)
 
 
-def _match(doc: Mapping[str, Any]) -> Match:
+def _allowed_forms(doc: Mapping[str, Any]) -> int:
+    allowed = 0
+    for key, form in ALLOWANCES.items():
+        value = doc.get(key, False)
+        if not isinstance(value, bool):
+            raise _Field(key, "true or false")
+        allowed |= form if value else 0
+    return allowed
+
+
+def _path_glob(pattern: str, allowed: int) -> Glob:
+    """``pattern`` compiled in the canonical spelling requests are matched in; a pattern no
+    canonical path could match, or only one this rule refuses, is an error, not a dead rule."""
+    spelled, forms = canonical_glob(pattern)
+    if forms & (FRAGMENT | MALFORMED):
+        raise _Field("paths", f"a path glob without {describe(forms & (FRAGMENT | MALFORMED))}")
+    if forms & ~allowed:
+        names = [key for key, form in ALLOWANCES.items() if forms & ~allowed & form]
+        raise _Field("paths", f"{' and '.join(names)} = true for the glob {pattern!r}")
+    inner = spelled.split("/")[1:-1]  # between the leading slash and the last segment
+    if any(segment in {"", ".", ".."} for segment in inner) or spelled.endswith(("/.", "/..")):
+        raise _Field(
+            "paths", f"a glob that can match ({pattern!r} has a '.', '..' or empty segment, "
+            "which judged paths never have)"
+        )  # fmt: skip
+    return Glob(spelled, "/")
+
+
+def _match(doc: Mapping[str, Any], allowed: int) -> Match:
     paths: tuple[Matcher, ...] = tuple(
-        Glob(p, "/") for p in _strings(doc.get("paths", []), "paths")
+        _path_glob(p, allowed) for p in _strings(doc.get("paths", []), "paths")
     )
     if "path_regex" in doc:
         if paths:
@@ -213,15 +245,17 @@ def _rule(doc: Mapping[str, Any], webhooks: Mapping[str, Webhook]) -> Rule:
     identity_headers = doc.get("identity_headers", True)
     if not isinstance(identity_headers, bool):
         raise _Field("identity_headers", "true or false")
+    allowed = _allowed_forms(doc)
     return Rule(
         id=doc["id"],
-        match=_match(doc),
+        match=_match(doc, allowed),
         authenticators=cast(tuple[AuthenticatorName, ...], names),
         authorizer=_authorizer(doc["authorizer"], webhooks),
         headers=_headers(doc.get("headers", {})),
         identity_headers=identity_headers,
         error_style=cast(ErrorStyle | None, style),
         rate_limit=_rate_limit(doc["rate_limit"]) if "rate_limit" in doc else None,
+        allowed_forms=allowed,
     )
 
 

@@ -147,3 +147,7 @@ async def decisions_redis(
     start_decisions: DecisionsFactory, redis_url: str, redis_prefix: str
 ) -> Decisions:
     return await start_decisions(REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+
+
+# The real proxies in front of an echo app (nginx, nginx with a URI in proxy_pass, Caddy).
+from tests.decisions.proxies import echo_app, proxied, rules_text  # noqa: E402, F401

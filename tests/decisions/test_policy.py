@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from handlers.decisions import request as request_module
 from handlers.decisions.authenticators import cookie_value, session_token
 from handlers.decisions.authorizers import authorize
 from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_redirect
@@ -276,28 +275,6 @@ def test_nginx_original_uri_and_path_style() -> None:
         "DELETE",
         "http://app.example.com/app/items/1?force=1",
     )
-
-
-@pytest.mark.parametrize(
-    ("raw", "path"),
-    [
-        ("/public/../admin/x", "/admin/x"),
-        ("/public/%2e%2E/admin", "/admin"),
-        ("/a//b/./c/", "/a/b/c/"),
-        ("/../../etc", "/etc"),
-        ("/files/a%2Fb", "/files/a%2Fb"),  # an encoded slash stays inside its segment
-        ("/caf%C3%A9", "/café"),
-    ],
-)
-def test_paths_are_matched_as_an_app_would_route_them(raw: str, path: str) -> None:
-    assert original(raw + "?q=1").path == path
-    assert original(raw + "?q=1").path == path  # the remembered answer is the same
-
-
-def test_remembered_paths_stay_bounded() -> None:
-    for n in range(request_module.PATHS_LIMIT + 10):
-        assert request_module.path_of(f"/unique/{n}/../x{n}?q") == f"/unique/x{n}"
-    assert request_module.path_of.cache_info().currsize <= request_module.PATHS_LIMIT
 
 
 # --- errors by caller ---------------------------------------------------------------------
