@@ -141,6 +141,26 @@ def _identifier(answer: Mapping[str, Any]) -> Identifier:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyIdentifier:
+    """Older GracefulNormalization releases without the phone step (see
+    :func:`kratos_legacy_identifiers`)."""
+
+    v1: str
+    v2: str
+    v3: str
+    v3_phone_input: str
+
+
+def _legacy(answer: Mapping[str, Any]) -> LegacyIdentifier:
+    return LegacyIdentifier(
+        v1=_get(answer, "v1"),
+        v2=_get(answer, "v2"),
+        v3=_get(answer, "v3"),
+        v3_phone_input=_get(answer, "v3_phone_input"),
+    )
+
+
 def _one(op: str, **fields: str) -> dict[str, Any]:
     question: dict[str, Any] = {"op": op}
     for name, value in fields.items():
@@ -158,6 +178,9 @@ _OPS: dict[str, tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Any]]] = {
     "query_get": (("query", "name"), lambda a: _get(a, "value")),
     "clean_path": (("value",), lambda a: (_get(a, "httprouter"), _get(a, "path"))),
     "unescape": (("value",), lambda a: _get(a, "value") if a["ok"] else None),
+    "identifier_legacy": (("value",), _legacy),
+    "nfkc": (("value",), lambda a: _get(a, "value")),
+    "tables": (("name",), lambda a: (a.get("version"), [tuple(r) for r in a["ranges"]])),
 }
 
 
@@ -307,6 +330,22 @@ class GoOracle:
         result: str | None = self.call("unescape", value=value)
         return result
 
+    def identifier_legacy(self, value: str) -> LegacyIdentifier:
+        result: LegacyIdentifier = self.call("identifier_legacy", value=value)
+        return result
+
+    def nfkc(self, value: str) -> str:
+        """x/text's ``norm.NFKC`` (see ``proxy.guard.go_nfkc``)."""
+        result: str = self.call("nfkc", value=value)
+        return result
+
+    def tables(self, name: str) -> tuple[str | None, list[tuple[int, int]]]:
+        """Unicode facts of the Go build: ``"assigned"`` (version, ranges of code points
+        with a category other than Cn) or ``"profile_allowed"`` (Kratos' identifier
+        profile's keep set)."""
+        result: tuple[str | None, list[tuple[int, int]]] = self.call("tables", name=name)
+        return result
+
     # Batches: written by a helper thread while this one reads, so neither pipe can fill up.
 
     def many(self, op: str, args: Sequence[Mapping[str, str]]) -> list[Any]:
@@ -358,6 +397,18 @@ def kratos_identifier(answer: Identifier) -> str:
         return answer.normalized
     again = _phone(answer.phone_input)
     return again if again is not None else answer.phone_input
+
+
+def kratos_legacy_identifiers(raw: str, answer: LegacyIdentifier) -> tuple[str, str, str]:
+    """What the three older GracefulNormalization releases make of ``raw``: the first two
+    parsed the raw value as a phone number, the third its NFKC-without-Cf form."""
+    phone = _phone(raw)
+    v3_phone = _phone(answer.v3_phone_input)
+    return (
+        phone if phone is not None else answer.v1,
+        phone if phone is not None else answer.v2,
+        v3_phone if v3_phone is not None else answer.v3,
+    )
 
 
 def _phone(value: str) -> str | None:

@@ -54,15 +54,18 @@ func (a answer) bytesField(name, value string) {
 }
 
 var ops = map[string]func(question) (answer, error){
-	"route":      opRoute,
-	"media_type": opMediaType,
-	"lower":      opLower,
-	"identifier": opIdentifier,
-	"uuid":       opUUID,
-	"query_get":  opQueryGet,
-	"clean_path": opCleanPath,
-	"unescape":   opUnescape,
-	"ping":       func(question) (answer, error) { return answer{"pong": true}, nil },
+	"route":             opRoute,
+	"media_type":        opMediaType,
+	"lower":             opLower,
+	"identifier":        opIdentifier,
+	"uuid":              opUUID,
+	"query_get":         opQueryGet,
+	"clean_path":        opCleanPath,
+	"unescape":          opUnescape,
+	"tables":            opTables,
+	"nfkc":              opNFKC,
+	"identifier_legacy": opIdentifierLegacy,
+	"ping":              func(question) (answer, error) { return answer{"pong": true}, nil },
 }
 
 func handle(line []byte) answer {

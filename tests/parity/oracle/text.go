@@ -205,3 +205,41 @@ func opQueryGet(q question) (answer, error) {
 	a["present"] = present
 	return a, nil
 }
+
+// opNFKC is x/text's norm.NFKC, which Kratos' profile and graceful mode both apply.
+func opNFKC(q question) (answer, error) {
+	v, err := q.str("value")
+	if err != nil {
+		return nil, err
+	}
+	a := answer{}
+	a.bytesField("value", norm.NFKC.String(v))
+	return a, nil
+}
+
+// opIdentifierLegacy answers the older GracefulNormalization releases, again without the
+// phone step (which parsed "phone_input" and, when valid, returned its E.164 form):
+// "v1" trimmed, and lower-cased identifiers with an "@"; "v2" lower-cased all of them;
+// "v3" first applied NFKC and removed format characters (Cf).
+func opIdentifierLegacy(q question) (answer, error) {
+	v, err := q.str("value")
+	if err != nil {
+		return nil, err
+	}
+	lowerTrim := func(s string) string { return strings.TrimSpace(strings.ToLower(s)) }
+	v1 := strings.TrimSpace(v)
+	if strings.Contains(v, "@") {
+		v1 = lowerTrim(v)
+	}
+	canonical, _, terr := transform.String(
+		transform.Chain(norm.NFKC, runes.Remove(runes.In(unicode.Cf))), v)
+	if terr != nil {
+		canonical = v
+	}
+	a := answer{}
+	a.bytesField("v1", v1)
+	a.bytesField("v2", lowerTrim(v))
+	a.bytesField("v3", lowerTrim(canonical))
+	a.bytesField("v3_phone_input", canonical)
+	return a, nil
+}
