@@ -114,6 +114,10 @@ _ARABIC_INDIC = frozenset(map(chr, range(0x660, 0x66A)))
 _EXTENDED_ARABIC_INDIC = frozenset(map(chr, range(0x6F0, 0x6FA)))
 _ARABIC_DIGITS = _ARABIC_INDIC | _EXTENDED_ARABIC_INDIC
 
+# libphonenumber's plus signs, and what NFKC turns into one: a number without one cannot be
+# valid when no default region is given.
+_PLUS = frozenset("+\uff0b\u207a\u208a\ufb29\ufe62")
+
 # RFC 5893 section 2, as a state machine: the classes each state accepts, and where they lead.
 _RTL_SET = frozenset({"R", "AL", "AN"})
 _BIDI: dict[str, tuple[tuple[frozenset[str], str], ...]] = {
@@ -217,6 +221,8 @@ def _phone_number(raw: str, key: str) -> str | None:
     A number any release reads wins over no number (a phone account is what such spellings
     reach); with Arabic-Indic digits the older reading, the number the user typed, wins.
     """
+    if _PLUS.isdisjoint(raw):
+        return None  # no default region: only an international number can be valid
     legacy = _e164(raw.strip(_GO_SPACE)) or _e164(_without_format(raw))
     if legacy is not None and not _ARABIC_DIGITS.isdisjoint(_nfkc(raw)):
         return legacy
