@@ -47,8 +47,8 @@ def check_identifiers(oracle: GoOracle, newer: frozenset[str], batch: Sequence[s
         for release, merged in zip(("current", "v1", "v2", "v3"), releases, strict=True):
             if key != normalise_identifier(merged) and key not in numbers:
                 problems.append((release, value, merged, key))
-        if len(key) > MAX_IDENTIFIER:
-            problems.append(("length", value, key))
+        if len(key) > MAX_IDENTIFIER or normalise_identifier(key) != key:
+            problems.append(("length or not idempotent", value, key))
     assert not problems, problems[:10]
 
 
