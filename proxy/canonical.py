@@ -23,6 +23,8 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 # url.ParseRequestURI refuses any ASCII control byte in the target.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A "%" not followed by two hex digits: url.ParseRequestURI refuses the path.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What a scheme is made of (RFC 3986 section 3.1), as url.getScheme scans it.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # A host[:port] this module accepts in an absolute-form target: registered names, IPv4, and
@@ -68,6 +70,8 @@ def request_path(target: str) -> tuple[str, str] | None:
         if not _AUTHORITY.fullmatch(authority):
             return None
         rest = slash + path
+    if "%" in rest and _BAD_ESCAPE.search(rest):
+        return None
     return rest, query
 
 

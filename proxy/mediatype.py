@@ -93,14 +93,63 @@ def _param(text: str) -> tuple[str, str, str] | None:
     return key.lower(), value, rest
 
 
-def parse_media_type(value: str) -> tuple[str, dict[str, str]] | None:
-    """``mime.ParseMediaType``: the lower-cased type and its parameters, None on any error
-    (Kratos' decoder refuses the body then, ``ErrInvalidMediaParameter`` included).
+def _percent_unescape(text: str) -> str | None:
+    """``percentHexUnescape``: ``%XX`` to a byte; None on a malformed escape."""
+    if "%" not in text:
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] != 0x25:
+            out.append(raw[i])
+            i += 1
+            continue
+        pair = raw[i + 1 : i + 3].decode("latin-1")
+        if len(pair) < 2 or not all(c in "0123456789abcdefABCDEF" for c in pair):
+            return None
+        out.append(int(pair, 16))
+        i += 3
+    return out.decode("utf-8", "surrogateescape")
 
-    RFC 2231 parameter continuations (``name*0=…``) are kept under their own keys rather
-    than stitched together; only duplicates among them matter here, and Go refuses those
-    alike.
-    """
+
+def _decode_2231(value: str) -> str | None:
+    """``decode2231Enc``: ``charset'lang'percent-encoded`` in US-ASCII or UTF-8."""
+    parts = value.split("'", 2)
+    if len(parts) != 3 or go_lower(parts[0]) not in ("us-ascii", "utf-8"):
+        return None
+    return _percent_unescape(parts[2])
+
+
+def _stitch(params: dict[str, str], pieces: dict[str, dict[str, str]]) -> None:
+    """RFC 2231 continuations (``name*``, ``name*0``, ``name*1*``…) into ``params``."""
+    for name, parts in pieces.items():
+        if name + "*" in parts:
+            decoded = _decode_2231(parts[name + "*"])
+            if decoded is not None:
+                params[name] = decoded
+            continue
+        out: list[str] = []
+        n = 0
+        while True:
+            simple = f"{name}*{n}"
+            if simple in parts:
+                out.append(parts[simple])
+            elif simple + "*" in parts:
+                encoded = parts[simple + "*"]
+                piece = _decode_2231(encoded) if n == 0 else _percent_unescape(encoded)
+                out.append(piece or "")
+            else:
+                break
+            n += 1
+        if n:
+            params[name] = "".join(out)
+
+
+def parse_media_type(value: str) -> tuple[str, dict[str, str]] | None:
+    """``mime.ParseMediaType``: the lower-cased type and its parameters (RFC 2231
+    continuations stitched), None on any error (Kratos' decoder refuses the body then,
+    ``ErrInvalidMediaParameter`` included)."""
     base, _, _ = value.partition(";")
     media = go_lower(base).strip(_GO_SPACE)
     kind, rest = _token(media)
@@ -113,6 +162,7 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]] | None:
         if not subtype or rest:
             return None
     params: dict[str, str] = {}
+    pieces: dict[str, dict[str, str]] = {}
     text = value[len(base) :]
     while text:
         text = text.lstrip(_GO_SPACE)
@@ -124,9 +174,12 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]] | None:
                 break  # a trailing semicolon is ignored
             return None
         key, val, text = parsed
-        if key in params:
+        name, star, _ = key.partition("*")
+        target = pieces.setdefault(name, {}) if star else params
+        if key in target:
             return None  # "mime: duplicate parameter name"
-        params[key] = val
+        target[key] = val
+    _stitch(params, pieces)
     return media, params
 
 

@@ -17,21 +17,28 @@ sharing buckets, only makes the guard stricter. So :func:`normalise_identifier` 
    then **casefold** (coarser than lower-casing: ``ß`` = ``ss``, final sigma = sigma), then
    NFKC again, and drop a combining dot above (U+0307) NFKC leaves standing, so that ``İ``
    is ``i`` as Go's ``strings.ToLower`` (older Kratos releases) makes it, not only ``i̇`` as
-   ``cases.Lower`` does.
+   ``cases.Lower`` does. NFKC is x/text's (``go_nfkc``): it composes a supplementary-plane
+   starter with a mark by their low 16 bits (``U+E0041 U+0302`` is ``Â``), and so do we.
 3. Kratos refuses, and in graceful mode strips, every code point the profile does not allow:
    bidi controls, default-ignorables, Cc/Cf/Co/Cs, noncharacters, unassigned code points,
    and PRECIS' own disallowed and context-dependent ones. We strip every code point outside
    the profile's keep set (``identifier_table``, generated from x/text by the Go oracle)
    **wherever it stands**: also the contextual ones (middle dot, Greek keraia, Hebrew geresh,
    Arabic-Indic digits) the strict profile keeps in the right context, and code points
-   assigned after Unicode 13, which newer Kratos builds keep. Stripping runs after NFKC with
-   Python's own tables, as a Kratos built with newer Unicode does, so compatibility
-   characters newer than 13 fold to what they stand for.
+   assigned after Unicode 13, which newer Kratos builds keep. We strip before casefolding
+   (as Kratos strips before it lower-cases: what a removal brings together is reordered
+   and composed first) and after, with NFKC from Python's own tables, as a Kratos built with
+   newer Unicode does, so compatibility characters newer than 13 fold to what they stand for.
 4. Kratos then lower-cases and normalises again; we repeat steps 2-3 until nothing changes
    (a removal can bring a base letter and a combining mark together).
 5. Kratos turns a string ``phonenumbers.Parse(value, "")`` accepts as a valid number into
-   E.164; so do we, with the ``phonenumbers`` port of the same libphonenumber, on a
-   Kratos-like canonical form (lower-cased, not casefolded) and on ours.
+   E.164; so do we, with the ``phonenumbers`` port of the same libphonenumber, on a close
+   emulation of Kratos' canonical form (its Bidi rule and context rule for Arabic-Indic
+   digits included) and on ours. Releases before the PRECIS profile parsed the raw value;
+   where they read a number and the current release does not, or reads another one (only
+   Arabic-Indic digits, which libphonenumber reads as digits and the profile strips, or a
+   prefix NFKC turns into digits, such as ``½``), the key is the number one of them reads:
+   a phone account is what such a spelling reaches.
 
 Plain ASCII, the common case, takes a shortcut with the same result: controls removed,
 trimmed, lower-cased, phone numbers only when a ``+`` is present (Kratos parses without a
@@ -113,6 +120,10 @@ def _fold(text: str) -> str:
 _ARABIC_INDIC = frozenset(map(chr, range(0x660, 0x66A)))
 _EXTENDED_ARABIC_INDIC = frozenset(map(chr, range(0x6F0, 0x6FA)))
 _ARABIC_DIGITS = _ARABIC_INDIC | _EXTENDED_ARABIC_INDIC
+
+# libphonenumber's plus signs, and what NFKC turns into one: a number without one cannot be
+# valid when no default region is given.
+_PLUS = frozenset("+\uff0b\u207a\u208a\ufb29\ufe62")
 
 # RFC 5893 section 2, as a state machine: the classes each state accepts, and where they lead.
 _RTL_SET = frozenset({"R", "AL", "AN"})
@@ -217,10 +228,19 @@ def _phone_number(raw: str, key: str) -> str | None:
     A number any release reads wins over no number (a phone account is what such spellings
     reach); with Arabic-Indic digits the older reading, the number the user typed, wins.
     """
-    legacy = _e164(raw.strip(_GO_SPACE)) or _e164(_without_format(raw))
+    if _PLUS.isdisjoint(raw):
+        return None  # no default region: only an international number can be valid
+    legacy = _first_number(raw.strip(_GO_SPACE), _without_format(raw))
     if legacy is not None and not _ARABIC_DIGITS.isdisjoint(_nfkc(raw)):
         return legacy
-    return _e164(_kratos_canonical(raw)) or _e164(key) or legacy
+    return _first_number(_kratos_canonical(raw), key) or legacy
+
+
+def _first_number(first: str, second: str) -> str | None:
+    number = _e164(first)
+    if number is None and second != first:
+        number = _e164(second)
+    return number
 
 
 def _without_format(raw: str) -> str:
