@@ -21,6 +21,7 @@ import orjson
 from proxy.accept import accept_ranges
 from proxy.canonical import canonical_uuid, query_get
 from proxy.guard.policy import Outcome
+from proxy.mediatype import media_type
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -48,10 +49,6 @@ class Submission:
     # a body that carries a secret even when its ``method`` looks harmless (a decoder that
     # read ``method`` differently from Kratos must not open a way around the guard).
     secrets: frozenset[str] = frozenset()
-
-
-def media_type(content_type: str | None) -> str:
-    return (content_type or "").partition(";")[0].strip().lower()
 
 
 # --- JSON mode: Kratos' content negotiation (golang/gddo NegotiateContentType) ----------

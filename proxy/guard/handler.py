@@ -27,7 +27,6 @@ from proxy.guard.classify import (
     answers_json,
     classify,
     decoded,
-    media_type,
     parse_submission,
     query_fields,
 )
@@ -38,6 +37,7 @@ from proxy.guard.policy import Outcome, Verdict
 from proxy.guard.respond import blocked, lockout_message, refuse, seconds, with_message
 from proxy.headers import downstream_response_headers
 from proxy.keys import FORWARDER, REQUEST_ID, ROUTE, SETTINGS, VIEW
+from proxy.mediatype import media_type
 from proxy.metrics import UPSTREAM_ERRORS
 
 log = logging.getLogger("kratos_hooks.guard")
@@ -128,6 +128,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if bodyless and not query:
             return await forwarder.handle(request)  # a link, not a submission
         if not bodyless and media_type(content_type) not in GUARDED_TYPES:
+            if content_type and "," in content_type:
+                # Older Kratos releases read a list ("text/plain, application/json") as JSON.
+                raise BadRequest("The Content-Type header must name exactly one media type")
             if rate is not None and not (verdict := await guard.hit(rate)).allowed:
                 return await _blocked(request, guard, flow_id, as_json, verdict)
             return await forwarder.handle(request)  # Kratos refuses such bodies unread
