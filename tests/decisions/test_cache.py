@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from handlers.decisions.session_cache import credential_key, purge_channel
 from tests.conftest import Kratos
@@ -119,6 +120,23 @@ async def test_api_logout_through_the_proxy_closes_the_window(
     calls = d.whoami_calls()
     assert await status(http, d, **{"X-Session-Token": token}) == 401
     assert d.whoami_calls() == calls  # the purge answered, not an expired entry
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["//self-service/logout/api", "/self-service/./logout/api", "/self-service%2Flogout/api"],
+)
+async def test_a_logout_by_any_path_kratos_routes_there_closes_the_window(
+    decisions_redis: Decisions, http: aiohttp.ClientSession, path: str
+) -> None:
+    d = decisions_redis
+    _, token, _ = d.user()
+    assert await status(http, d, **{"X-Session-Token": token}) == 200
+    async with http.delete(
+        URL(d.service.public_url + path, encoded=True), json={"session_token": token}
+    ) as logout:
+        assert logout.status == 204  # Kratos cleaned the path and logged the session out
+    assert await status(http, d, **{"X-Session-Token": token}) == 401
 
 
 async def test_browser_logout_through_the_proxy_closes_the_window(

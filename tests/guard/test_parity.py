@@ -215,3 +215,21 @@ async def test_a_secret_in_the_query_is_judged_like_one_in_the_body(
     assert kratos.state.count("GET", LOGIN) == kratos.state.count("POST", LOGIN) == 0
     assert kratos.state.password_checks[alice["id"]] == 0
     assert checked == 5
+
+
+async def test_submission_windows_hold_on_every_path_kratos_routes_there(
+    guarded: Guarded, kratos: Kratos, http: aiohttp.ClientSession
+) -> None:
+    svc = await guarded(RATE_LIMIT_REGISTRATION="2")
+    flow = await api_flow(http, svc.public_url, "registration")
+    statuses = []
+    for path in [
+        "/self-service/registration",
+        "//self-service/registration",
+        "/self-service/./registration",
+        "/x/../self-service/registration",
+    ]:
+        status, _ = await raw_post(svc, f"{path}?flow={flow.id}", b'{"method":"password"}')
+        statuses.append(status)
+    assert statuses[2:] == [400, 400]  # refused with the flow, never forwarded
+    assert [r.method for r in kratos.state.requests].count("POST") == 2
