@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.keys import HEALTH, ROUTE
+from proxy.kernel.kernel_keys import HEALTH, ROUTE
 
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 PROBE_TIMEOUT = 2.0

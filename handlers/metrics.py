@@ -11,7 +11,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from proxy.keys import ROUTE
+from proxy.kernel.kernel_keys import ROUTE
 
 
 async def metrics(request: web.Request) -> web.Response:

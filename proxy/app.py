@@ -16,15 +16,22 @@ from config.settings import Settings
 from handlers.decisions.install import install_decisions
 from handlers.health import Health, alive, ready
 from handlers.hooks.install import install as install_hooks
-from handlers.login_backoff import install_internal as install_login_backoff
 from handlers.metrics import metrics
-from proxy.dispatch import HookTable, dispatcher
-from proxy.forwarder import Forwarder
+from proxy.edge.forwarder import Forwarder
+from proxy.edge.logout_watch import install_logout_watch
+from proxy.guard.compat import install_internal as install_login_backoff
 from proxy.guard.install import install_public as install_login_guard
-from proxy.keys import FORWARDER, HEALTH, KRATOS_PUBLIC, LISTENER, PUBLIC_HOOKS, SETTINGS
-from proxy.logout_watch import install_logout_watch
-from proxy.middleware import observe
-from proxy.redis_client import redis_context, redis_probe
+from proxy.kernel.kernel_keys import (
+    FORWARDER,
+    HEALTH,
+    KRATOS_PUBLIC,
+    LISTENER,
+    PUBLIC_HOOKS,
+    SETTINGS,
+)
+from proxy.kernel.middleware import observe
+from proxy.kernel.redis import redis_context, redis_probe
+from proxy.kernel.view import HookTable, dispatcher
 
 # aiohttp would otherwise add headers the client never sent.
 NO_AUTO_HEADERS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from config import ConfigError, Settings, describe, load_settings
 from handlers.decisions import cli as decisions_cli
 from handlers.hooks import cli as hooks_cli
-from proxy import logs, server
+from proxy import server
 from proxy.guard import cli as backoff_cli
+from proxy.kernel import logs
 
 
 def _parser() -> argparse.ArgumentParser:

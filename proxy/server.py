@@ -21,9 +21,9 @@ from aiohttp import web
 from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
 from handlers.health import Health
-from proxy.access_log import AccessLogger
 from proxy.app import build_apps
-from proxy.logs import server_logger
+from proxy.kernel.access_log import AccessLogger
+from proxy.kernel.logs import server_logger
 
 log = logging.getLogger("kratos_hooks")
 

@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 
 from handlers.decisions.request import OriginalRequest
 from handlers.decisions.rules import ErrorStyle
-from proxy.accept import accept_ranges
-from proxy.errors import error_document
+from proxy.kernel.accept import accept_ranges
+from proxy.kernel.errors import error_document
 
 DenialKind = Literal[
     "unauthenticated",

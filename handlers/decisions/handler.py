@@ -23,10 +23,10 @@ from handlers.decisions.authenticators import (
     authenticate_known,
 )
 from handlers.decisions.authorizers import SIGN_IN, authorize
+from handlers.decisions.decision_keys import DECIDER
+from handlers.decisions.decision_metrics import DECISIONS
 from handlers.decisions.errors import Answer, Caller, Denial, deny, is_browser
 from handlers.decisions.headers import allow_headers
-from handlers.decisions.keys import DECIDER
-from handlers.decisions.metrics import DECISIONS
 from handlers.decisions.paths import describe
 from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
@@ -35,7 +35,7 @@ from handlers.decisions.request import OriginalRequest, ProxyTrust, read_origina
 from handlers.decisions.rules import Rule
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
-from proxy.keys import REQUEST_ID, ROUTE
+from proxy.kernel.kernel_keys import REQUEST_ID, ROUTE
 
 log = logging.getLogger("kratos_hooks.decisions")
 

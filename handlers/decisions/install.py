@@ -18,8 +18,8 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, 
 from config.decisions import DecisionsSettings
 from config.loader import ConfigError
 from handlers.decisions.authenticators import Anonymous, Authenticator, SessionCookie, SessionToken
+from handlers.decisions.decision_keys import DECIDER, RULES, WEBHOOK_HTTP, WHOAMI_HTTP
 from handlers.decisions.handler import ENDPOINT, Decider, handle
-from handlers.decisions.keys import DECIDER, RULES, WEBHOOK_HTTP, WHOAMI_HTTP
 from handlers.decisions.purge import listen_purges
 from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
@@ -28,7 +28,7 @@ from handlers.decisions.request import ProxyTrust
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.whoami import WhoamiClient
 from handlers.health import Health
-from proxy.keys import REDIS, SETTINGS
+from proxy.kernel.kernel_keys import REDIS, SETTINGS
 
 log = logging.getLogger("kratos_hooks.decisions")
 

@@ -18,7 +18,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from handlers.decisions.metrics import REDIS_ERRORS, SESSION_PURGES
+from handlers.decisions.decision_metrics import REDIS_ERRORS, SESSION_PURGES
 from handlers.decisions.session_cache import (
     REDIS_FAILURES,
     Entry,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from handlers.decisions.metrics import REDIS_ERRORS
-from proxy.digests import sha256_hex
+from handlers.decisions.decision_metrics import REDIS_ERRORS
+from proxy.kernel.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 

@@ -13,7 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 
-from handlers.decisions.metrics import RULE_RELOADS, RULES_LOADED
+from handlers.decisions.decision_metrics import RULE_RELOADS, RULES_LOADED
 from handlers.decisions.rules import RuleSet
 from handlers.decisions.rules_loader import RulesError, file_stamp, load_rules_file
 

@@ -23,12 +23,12 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from handlers.decisions.decision_metrics import REMOTE
 from handlers.decisions.headers import identity_headers
-from handlers.decisions.metrics import REMOTE
 from handlers.decisions.request import OriginalRequest
 from handlers.decisions.rules import Webhook
 from handlers.decisions.subject import Subject
-from proxy.digests import sha256_hex
+from proxy.kernel.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 

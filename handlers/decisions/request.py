@@ -18,7 +18,7 @@ from multidict import CIMultiDictProxy
 
 from config.fields import IPNetwork
 from handlers.decisions.paths import canonical_path
-from proxy.client_ip import client_ip, is_trusted, parse_ip
+from proxy.kernel.client_ip import client_ip, is_trusted, parse_ip
 
 REGISTRY_HEADERS = (
     "X-Registry-Action",

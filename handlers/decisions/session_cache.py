@@ -26,10 +26,10 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from handlers.decisions.metrics import REDIS_ERRORS, SESSION_CACHE
+from handlers.decisions.decision_metrics import REDIS_ERRORS, SESSION_CACHE
 from handlers.decisions.subject import parse_time
 from handlers.decisions.whoami import Credential, WhoamiClient, WhoamiResult
-from proxy.digests import sha256_hex
+from proxy.kernel.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 LOCAL_HIT = SESSION_CACHE.labels("local", "hit")

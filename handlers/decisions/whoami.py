@@ -17,7 +17,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout
 from yarl import URL
 
-from handlers.decisions.metrics import WHOAMI, WHOAMI_LATENCY
+from handlers.decisions.decision_metrics import WHOAMI, WHOAMI_LATENCY
 
 log = logging.getLogger("kratos_hooks.decisions")
 

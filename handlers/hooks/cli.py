@@ -32,7 +32,7 @@ from handlers.hooks.reconcile import default_progress, reconcile
 from handlers.hooks.relay import PassResult, Relay
 from handlers.hooks.spool import SpoolBusy, SpoolOutbox, purgeable, read_spool, spool_files
 from handlers.hooks.sync import IdentitySync
-from proxy.logs import fingerprint
+from proxy.kernel.logs import fingerprint
 
 CONNECT_WAIT = 10.0
 

@@ -2,7 +2,7 @@
 time budget, and one log line plus metrics per call.
 
 A hook handler is ``async (request, call) -> (response, outcome)``; ``hook()`` wraps it
-into an aiohttp handler. Errors are raised (``proxy.errors``) and rendered by the shared
+into an aiohttp handler. Errors are raised (``proxy.kernel.errors``) and rendered by the shared
 middleware, so a 401, 413 or 503 looks like every other error of the service.
 """
 
@@ -18,11 +18,11 @@ import orjson
 from aiohttp import web
 
 from handlers.hooks.auth import ENABLING_SETTINGS, check
-from handlers.hooks.keys import CREDENTIALS
-from handlers.hooks.metrics import HOOK_LATENCY, HOOK_REQUESTS
-from proxy.bodies import read_bounded
-from proxy.errors import BadRequest, KratosHooksError, Unauthorized
-from proxy.keys import ROUTE, SETTINGS
+from handlers.hooks.hook_keys import CREDENTIALS
+from handlers.hooks.hook_metrics import HOOK_LATENCY, HOOK_REQUESTS
+from proxy.kernel.bodies import read_bounded
+from proxy.kernel.errors import BadRequest, KratosHooksError, Unauthorized
+from proxy.kernel.kernel_keys import ROUTE, SETTINGS
 
 log = logging.getLogger("kratos_hooks.hooks")
 

@@ -28,16 +28,16 @@ from aiohttp import web
 
 from config.hooks import HOOK_POINTS, FailurePolicy
 from handlers.hooks.common import Answer, Call, json_answer
-from handlers.hooks.keys import BACKGROUND, OUTBOX, RELAY, SYNC
-from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone
+from handlers.hooks.hook_keys import BACKGROUND, OUTBOX, RELAY, SYNC
+from handlers.hooks.hook_metrics import METADATA_WRITES
 from handlers.hooks.lookup import is_nil, parse_uuid
-from handlers.hooks.metrics import METADATA_WRITES
 from handlers.hooks.outbox import Entry, OutboxUnavailable
 from handlers.hooks.resolvers import ResolutionFailed
 from handlers.hooks.sync import IdentitySync, SyncResult
-from proxy.errors import BadRequest
-from proxy.keys import SETTINGS
-from proxy.logs import fingerprint
+from proxy.kernel.errors import BadRequest
+from proxy.kernel.kernel_keys import SETTINGS
+from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
+from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.identity")
 # A failed identity is retried by the relay after this many seconds (then with backoff).

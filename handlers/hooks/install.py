@@ -19,11 +19,9 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, 
 from config.settings import Settings
 from handlers.health import Health
 from handlers.hooks.auth import ENABLING_SETTINGS, Credentials
-from handlers.hooks.breaker import CircuitBreaker
 from handlers.hooks.common import hook
 from handlers.hooks.fallback import FallbackOutbox
-from handlers.hooks.identity import identity
-from handlers.hooks.keys import (
+from handlers.hooks.hook_keys import (
     ADMIN_SESSION,
     BACKGROUND,
     CREDENTIALS,
@@ -35,7 +33,7 @@ from handlers.hooks.keys import (
     RESOLVERS,
     SYNC,
 )
-from handlers.hooks.kratos_admin import KratosAdmin
+from handlers.hooks.identity import identity
 from handlers.hooks.outbox import Outbox, OutboxUnavailable, PostgresOutbox
 from handlers.hooks.publisher import Publisher
 from handlers.hooks.relay import Relay, publish_stats
@@ -50,7 +48,9 @@ from handlers.hooks.resolvers import (
 from handlers.hooks.spool import SpoolOutbox, spool_filename
 from handlers.hooks.sync import IdentitySync, MetadataKeys
 from handlers.hooks.verification import verification
-from proxy.keys import REDIS, SETTINGS
+from proxy.kernel.breaker import CircuitBreaker
+from proxy.kernel.kernel_keys import REDIS, SETTINGS
+from proxy.kernel.kratos_admin import KratosAdmin
 
 log = logging.getLogger("kratos_hooks.hooks")
 

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
-from handlers.hooks.metrics import OUTBOX_ERRORS
+from handlers.hooks.hook_metrics import OUTBOX_ERRORS
 from handlers.hooks.pg import create_pool
 
 Kind = Literal["event", "identity"]

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone
 from handlers.hooks.resolvers import ResolutionFailed
 from handlers.hooks.sync import IdentitySync
+from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
 
 
 @dataclass(slots=True)

@@ -24,13 +24,13 @@ from tenacity import (
     wait_random,
 )
 
-from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone
-from handlers.hooks.metrics import METADATA_WRITES, OUTBOX_AGE, OUTBOX_DEPTH, WELCOME_EVENTS
+from handlers.hooks.hook_metrics import METADATA_WRITES, OUTBOX_AGE, OUTBOX_DEPTH, WELCOME_EVENTS
 from handlers.hooks.outbox import Entry, Kind, Outbox, OutboxUnavailable, Stats
 from handlers.hooks.publisher import BrokerUnavailable, Publisher
 from handlers.hooks.resolvers import ResolutionFailed
 from handlers.hooks.sync import IdentitySync
-from proxy.logs import fingerprint
+from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
+from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.relay")
 KINDS: tuple[Kind, ...] = ("event", "identity")

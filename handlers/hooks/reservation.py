@@ -12,7 +12,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from handlers.hooks.metrics import RESERVATION_ERRORS
+from handlers.hooks.hook_metrics import RESERVATION_ERRORS
 
 log = logging.getLogger("kratos_hooks.hooks.reservation")
 

@@ -22,10 +22,10 @@ import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from aiohttp_retry import ExponentialRetry, RetryClient
 
-from handlers.hooks.breaker import CircuitBreaker
+from handlers.hooks.hook_metrics import RESOLUTIONS
 from handlers.hooks.lookup import is_nil, trait_value
-from handlers.hooks.metrics import RESOLUTIONS
 from handlers.hooks.pg import create_pool
+from proxy.kernel.breaker import CircuitBreaker
 
 log = logging.getLogger("kratos_hooks.hooks.resolvers")
 

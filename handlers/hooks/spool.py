@@ -29,7 +29,7 @@ from typing import IO, Any, TypeVar
 
 import orjson
 
-from handlers.hooks.metrics import OUTBOX_ERRORS
+from handlers.hooks.hook_metrics import OUTBOX_ERRORS
 from handlers.hooks.outbox import Entry, Kind, OutboxUnavailable, Stats
 
 T = TypeVar("T")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handlers.hooks.kratos_admin import JsonPatch, KratosAdmin, merged_metadata, metadata_patch
 from handlers.hooks.lookup import is_nil
 from handlers.hooks.resolvers import Resolved, ResolverChain, TraitLookup
+from proxy.kernel.kratos_admin import JsonPatch, KratosAdmin, merged_metadata, metadata_patch
 
 Outcome = Literal["patched", "unchanged", "not_found", "would_patch", "not_persisted"]
 

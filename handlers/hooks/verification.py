@@ -17,13 +17,13 @@ from aiohttp import web
 
 from handlers.hooks.common import Answer, Call, json_answer
 from handlers.hooks.events import Welcome, envelope, event_key, message_id, parse_welcome
-from handlers.hooks.keys import OUTBOX, PUBLISHER, RELAY, RESERVATIONS
-from handlers.hooks.metrics import WELCOME_EVENTS
+from handlers.hooks.hook_keys import OUTBOX, PUBLISHER, RELAY, RESERVATIONS
+from handlers.hooks.hook_metrics import WELCOME_EVENTS
 from handlers.hooks.outbox import Entry, OutboxUnavailable
 from handlers.hooks.publisher import BrokerUnavailable
-from proxy.errors import DependencyUnavailable
-from proxy.keys import SETTINGS
-from proxy.logs import fingerprint
+from proxy.kernel.errors import DependencyUnavailable
+from proxy.kernel.kernel_keys import SETTINGS
+from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.verification")
 RECORD_RESERVE = 0.25  # seconds of the budget kept back from the publish

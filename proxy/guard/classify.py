@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from proxy.accept import accept_ranges
-from proxy.canonical import canonical_uuid, query_get
 from proxy.guard.policy import Outcome
-from proxy.mediatype import media_type
+from proxy.kernel.accept import accept_ranges
+from proxy.kernel.canonical import canonical_uuid, query_get
+from proxy.kernel.mediatype import media_type
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"

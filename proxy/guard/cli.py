@@ -19,13 +19,13 @@ import redis.asyncio as aioredis
 from redis.driver_info import DriverInfo
 
 from config.settings import Settings
-from proxy.errors import DependencyUnavailable
 from proxy.guard.core import Guard
 from proxy.guard.identity import Keyer, address_group, normalise_identifier
 from proxy.guard.policy import BucketPolicy
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, StoreUnavailable
-from proxy.logs import fingerprint
+from proxy.kernel.errors import DependencyUnavailable
+from proxy.kernel.logs import fingerprint
 
 CLI_TIMEOUT = 5.0  # seconds per Redis round trip: support tooling may wait longer than a login
 

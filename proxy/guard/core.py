@@ -18,11 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from config.settings import Settings
-from proxy.digests import sha256_hex
-from proxy.errors import DependencyUnavailable
 from proxy.guard.classify import back_to_flow
+from proxy.guard.guard_metrics import ATTEMPTS, BLOCKS, RESETS, STORE_ERRORS, WAITS
 from proxy.guard.identity import Keyer, address_group, normalise_identifier
-from proxy.guard.metrics import ATTEMPTS, BLOCKS, RESETS, STORE_ERRORS, WAITS
 from proxy.guard.policy import Bucket, Outcome, Policies, Verdict
 from proxy.guard.store import (
     BucketReport,
@@ -32,7 +30,9 @@ from proxy.guard.store import (
     Store,
     StoreUnavailable,
 )
-from proxy.logs import fingerprint
+from proxy.kernel.digests import sha256_hex
+from proxy.kernel.errors import DependencyUnavailable
+from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.guard")
 

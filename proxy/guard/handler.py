@@ -18,8 +18,7 @@ import orjson
 from aiohttp import ClientResponse, web
 from aiohttp.typedefs import Handler
 
-from proxy.bodies import read_bounded
-from proxy.errors import BadRequest, BodyTooLarge, DependencyUnavailable
+from proxy.edge.headers import downstream_response_headers
 from proxy.guard.classify import (
     GUARDED_TYPES,
     JSON,
@@ -31,14 +30,15 @@ from proxy.guard.classify import (
     query_fields,
 )
 from proxy.guard.core import Guard, Subject
-from proxy.guard.keys import GUARD
-from proxy.guard.metrics import RATE_LIMITED
+from proxy.guard.guard_keys import GUARD
+from proxy.guard.guard_metrics import RATE_LIMITED
 from proxy.guard.policy import Outcome, Verdict
 from proxy.guard.respond import blocked, lockout_message, refuse, seconds, with_message
-from proxy.headers import downstream_response_headers
-from proxy.keys import FORWARDER, REQUEST_ID, ROUTE, SETTINGS, VIEW
-from proxy.mediatype import media_type
-from proxy.metrics import UPSTREAM_ERRORS
+from proxy.kernel.bodies import read_bounded
+from proxy.kernel.errors import BadRequest, BodyTooLarge, DependencyUnavailable
+from proxy.kernel.http_metrics import UPSTREAM_ERRORS
+from proxy.kernel.kernel_keys import FORWARDER, REQUEST_ID, ROUTE, SETTINGS, VIEW
+from proxy.kernel.mediatype import media_type
 
 log = logging.getLogger("kratos_hooks.guard")
 

@@ -55,9 +55,9 @@ from functools import lru_cache
 
 import phonenumbers
 
-from proxy.digests import Hmac
 from proxy.guard.go_nfkc import nfkc as _nfkc
 from proxy.guard.identifier_table import RANGES
+from proxy.kernel.digests import Hmac
 
 # Ordinary login identifiers are short; a longer normalised one is cut, so a megabyte
 # "identifier" names no bigger a key than a normal one (sharing a bucket with another

@@ -15,16 +15,16 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from config.settings import Settings
-from proxy.dispatch import HookTable
 from proxy.guard.core import Guard
+from proxy.guard.guard_keys import GUARD
 from proxy.guard.handler import flow_view, login_submit
 from proxy.guard.identity import PROCESS_SECRET, Keyer
-from proxy.guard.keys import GUARD
 from proxy.guard.ratelimit import limited
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, Store
-from proxy.keys import SETTINGS
-from proxy.redis_client import make_client
+from proxy.kernel.kernel_keys import SETTINGS
+from proxy.kernel.redis import make_client
+from proxy.kernel.view import HookTable
 
 log = logging.getLogger("kratos_hooks.guard")
 

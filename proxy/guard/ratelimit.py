@@ -13,12 +13,12 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.errors import DependencyUnavailable
 from proxy.guard.classify import answers_json
-from proxy.guard.keys import GUARD
-from proxy.guard.metrics import RATE_LIMITED
+from proxy.guard.guard_keys import GUARD
+from proxy.guard.guard_metrics import RATE_LIMITED
 from proxy.guard.respond import blocked, refuse
-from proxy.keys import FORWARDER, ROUTE
+from proxy.kernel.errors import DependencyUnavailable
+from proxy.kernel.kernel_keys import FORWARDER, ROUTE
 
 
 def limited(flow: str, limit: int) -> Handler:

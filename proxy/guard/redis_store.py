@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from proxy.guard.policy import ALLOWED, Bucket, Outcome, Verdict
 from proxy.guard.store import BucketReport, FlowHold, RateWindow, StoreUnavailable
-from proxy.redis_client import SOCKET_TIMEOUT
+from proxy.kernel.redis import SOCKET_TIMEOUT
 
 # Mirrors policy.judge / policy.apply; keep the two in step (tests compare them).
 _WAIT = """

@@ -22,12 +22,12 @@ import orjson
 from aiohttp import ClientError, ClientTimeout, web
 from yarl import URL
 
-from proxy.errors import KratosHooksError
 from proxy.guard.core import Guard
 from proxy.guard.policy import format_wait
 from proxy.guard.store import FlowHold
-from proxy.keys import FORWARDER, KRATOS_PUBLIC, SETTINGS
-from proxy.metrics import UPSTREAM_ERRORS
+from proxy.kernel.errors import KratosHooksError
+from proxy.kernel.http_metrics import UPSTREAM_ERRORS
+from proxy.kernel.kernel_keys import FORWARDER, KRATOS_PUBLIC, SETTINGS
 
 log = logging.getLogger("kratos_hooks.guard")
 

@@ -21,7 +21,7 @@ from handlers.decisions.rules_loader import RulesError, parse_rules
 from handlers.decisions.session_cache import entry_ttl
 from handlers.decisions.subject import Subject
 from handlers.decisions.whoami import WhoamiResult, classify
-from proxy.logout_watch import clears_cookie, token_from_body
+from proxy.edge.logout_watch import clears_cookie, token_from_body
 from tests.decisions.conftest import RULES
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)

@@ -284,7 +284,7 @@ async def test_kratos_login_flow_through_the_proxy(
 async def test_access_log_carries_no_secret(
     proxy: Service, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from proxy.logs import JsonFormatter
+    from proxy.kernel.logs import JsonFormatter
 
     caplog.set_level(logging.DEBUG)
     secret_values = ("sessioncookievalue", "ory_st_tokenvalue", "hunter2pass", "logouttokenvalue")
@@ -316,7 +316,7 @@ MALFORMED = [  # each quotes a secret in the bytes aiohttp's parser complains ab
 async def test_malformed_requests_are_logged_without_their_bytes(
     proxy: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from proxy.logs import JsonFormatter
+    from proxy.kernel.logs import JsonFormatter
 
     caplog.set_level(logging.DEBUG)
     for port in (proxy.running.public_port, proxy.running.internal_port):

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 
 from proxy.guard.core import Guard
-from proxy.guard.keys import GUARD
+from proxy.guard.guard_keys import GUARD
 from tests.conftest import Kratos, Service, ServiceFactory
 
 PASSWORD = "correct horse battery staple"

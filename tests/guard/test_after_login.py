@@ -8,7 +8,7 @@ import logging
 import aiohttp
 import pytest
 
-from handlers.login_backoff import password_identifiers
+from proxy.guard.compat import password_identifiers
 from tests.conftest import Kratos, Service
 from tests.guard.client import PASSWORD
 from tests.guard.conftest import Guarded

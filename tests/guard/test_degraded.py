@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from proxy.redis_client import SOCKET_TIMEOUT
+from proxy.kernel.redis import SOCKET_TIMEOUT
 from tests.conftest import Kratos, Service, ServiceFactory
 from tests.guard.client import (
     PASSWORD,

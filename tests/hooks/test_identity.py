@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 import pytest
 
-from proxy.logs import JsonFormatter
+from proxy.kernel.logs import JsonFormatter
 from tests.conftest import Kratos
 from tests.hooks.conftest import HEADER, HooksFactory, Platform, UserTable, wait_until
 from tests.support.metrics import metric_total

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from handlers.hooks.keys import OUTBOX, RELAY
+from handlers.hooks.hook_keys import OUTBOX, RELAY
 from handlers.hooks.outbox import Entry
 from tests.conftest import Kratos, Service
 from tests.hooks.conftest import HooksFactory, Platform, UserTable, wait_until

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.canonical import canonical_path, canonical_uuid, query_get, request_path, route_key
 from proxy.guard.identity import normalise_identifier
-from proxy.mediatype import media_type
+from proxy.kernel.canonical import (
+    canonical_path,
+    canonical_uuid,
+    query_get,
+    request_path,
+    route_key,
+)
+from proxy.kernel.mediatype import media_type
 from tests.parity.gen_identifier_table import TARGET, render
 from tests.support.go_oracle import GoOracle, kratos_identifier
 

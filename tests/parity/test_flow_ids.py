@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.canonical import canonical_uuid, query_get
+from proxy.kernel.canonical import canonical_uuid, query_get
 from tests.parity.strategies import flow_ids, queries, run_batches
 from tests.support.go_oracle import GoOracle
 

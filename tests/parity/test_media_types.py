@@ -6,7 +6,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-from proxy.mediatype import go_lower, media_type, parse_media_type
+from proxy.kernel.mediatype import go_lower, media_type, parse_media_type
 from tests.parity.strategies import content_types, run_batches
 from tests.support.go_oracle import GoOracle, MediaType
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.canonical import canonical_path, request_path, route_key
+from proxy.kernel.canonical import canonical_path, request_path, route_key
 from tests.parity.strategies import run_batches, targets
 from tests.support.go_oracle import GoOracle, Route
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.canonical import (
+from proxy.kernel.canonical import (
     canonical_path,
     canonical_uuid,
     clean_path,

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from proxy.client_ip import client_ip, parse_ip
+from proxy.kernel.client_ip import client_ip, parse_ip
 
 TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 

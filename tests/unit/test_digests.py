@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from proxy import digests
+from proxy.kernel import digests
 
 MESSAGES = [b"", b"ory_st_" + b"x" * 32, "Ålice@exämple.com".encode(), bytes(range(256)) * 5]
 

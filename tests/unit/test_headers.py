@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.headers import (
+from proxy.edge.headers import (
     downstream_response_headers,
     end_to_end,
     forwarded_for,

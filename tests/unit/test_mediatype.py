@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.mediatype import go_lower, media_type, parse_media_type
+from proxy.kernel.mediatype import go_lower, media_type, parse_media_type
 
 
 def test_go_lower_is_the_simple_case_mapping() -> None:

@@ -11,10 +11,10 @@ from urllib.parse import quote, unquote
 import pytest
 
 from config import ConfigError, ListenAddress, describe, load_settings
-from proxy.access_log import redact_query
 from proxy.cli import main
-from proxy.dispatch import strip_prefix
-from proxy.logs import ConsoleFormatter, JsonFormatter
+from proxy.kernel.access_log import redact_query
+from proxy.kernel.logs import ConsoleFormatter, JsonFormatter
+from proxy.kernel.view import strip_prefix
 
 
 def test_defaults_without_file_or_env() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from proxy.tally import Tally
+from proxy.kernel.tally import Tally
 
 
 def test_a_tally_scrapes_as_a_counter_per_label_set() -> None:

@@ -13,7 +13,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from proxy.keys import REDIS, SETTINGS
+from proxy.kernel.kernel_keys import REDIS, SETTINGS
 
 # Short timeouts: every Redis call sits on a request path, and a hung Redis must turn into
 # the configured fail-open / fail-closed decision quickly, not into a hung login.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from handlers.hooks.metrics import BREAKER_OPENED, BREAKER_STATE
+from handlers.hooks.hook_metrics import BREAKER_OPENED, BREAKER_STATE
 
 State = Literal["closed", "half_open", "open"]
 _GAUGE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}

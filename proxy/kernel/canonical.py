@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.mediatype import go_lower
+from proxy.kernel.mediatype import go_lower
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 

@@ -11,8 +11,8 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from handlers.health import Health
-    from proxy.dispatch import HookTable, RequestView
-    from proxy.forwarder import Forwarder
+    from proxy.edge.forwarder import Forwarder
+    from proxy.kernel.view import HookTable, RequestView
 
 SETTINGS = web.AppKey("settings", Settings)
 LISTENER = web.AppKey("listener", str)

@@ -35,17 +35,17 @@ from aiohttp import web
 from handlers.health import Health
 from handlers.hooks.auth import Credentials
 from handlers.hooks.common import authenticated_body
+from handlers.hooks.hook_keys import CREDENTIALS
 from handlers.hooks.install import make_breaker, make_session
-from handlers.hooks.keys import CREDENTIALS
-from handlers.hooks.kratos_admin import AdminUnavailable, IdentityGone, KratosAdmin
-from proxy.errors import BadRequest
+from proxy.guard.guard_keys import GUARD
+from proxy.guard.guard_metrics import AFTER_LOGIN_LOOKUPS
 from proxy.guard.install import guard_context
-from proxy.guard.keys import GUARD
-from proxy.guard.metrics import AFTER_LOGIN_LOOKUPS
 from proxy.guard.respond import lockout_message, seconds
 from proxy.guard.store import FlowHold
-from proxy.keys import ROUTE, SETTINGS
-from proxy.logs import fingerprint
+from proxy.kernel.errors import BadRequest
+from proxy.kernel.kernel_keys import ROUTE, SETTINGS
+from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone, KratosAdmin
+from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.guard")
 

@@ -20,7 +20,7 @@ import orjson
 from aiohttp.http import HttpProcessingError
 
 from config.redact import mask_url_credentials
-from proxy.digests import sha256_hex
+from proxy.kernel.digests import sha256_hex
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from proxy.metrics import LATENCY_BUCKETS
+from proxy.kernel.http_metrics import LATENCY_BUCKETS
 
 HOOK_REQUESTS = Counter(
     "kratos_hooks_hook_requests_total",

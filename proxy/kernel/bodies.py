@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.errors import BodyTooLarge
+from proxy.kernel.errors import BodyTooLarge
 
 # Small bodies the proxy reads itself (logout, hooks) stay far below this; larger ones are
 # streamed and never read whole.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from proxy.metrics import LATENCY_BUCKETS
-from proxy.tally import Tally
+from proxy.kernel.http_metrics import LATENCY_BUCKETS
+from proxy.kernel.tally import Tally
 
 # Counted on every decision: tallies (plain integers read at scrape time), not locked counters.
 DECISIONS = Tally(

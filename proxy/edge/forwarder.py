@@ -26,12 +26,19 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from config.settings import Settings
-from proxy.client_ip import client_ip, parse_ip
-from proxy.dispatch import RequestView, view_of
-from proxy.errors import ClientGone, UpstreamTimeout, UpstreamUnavailable
-from proxy.headers import downstream_response_headers, upstream_request_headers
-from proxy.keys import CLIENT_IP, KRATOS_PUBLIC, REQUEST_ID, ROUTE, UPSTREAM_STATUS, VIEW
-from proxy.metrics import UPSTREAM_ERRORS, UPSTREAM_LATENCY
+from proxy.edge.headers import downstream_response_headers, upstream_request_headers
+from proxy.kernel.client_ip import client_ip, parse_ip
+from proxy.kernel.errors import ClientGone, UpstreamTimeout, UpstreamUnavailable
+from proxy.kernel.http_metrics import UPSTREAM_ERRORS, UPSTREAM_LATENCY
+from proxy.kernel.kernel_keys import (
+    CLIENT_IP,
+    KRATOS_PUBLIC,
+    REQUEST_ID,
+    ROUTE,
+    UPSTREAM_STATUS,
+    VIEW,
+)
+from proxy.kernel.view import RequestView, view_of
 
 log = logging.getLogger("kratos_hooks.proxy")
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from proxy.keys import CLIENT_IP, REQUEST_ID, ROUTE, UPSTREAM_STATUS
+from proxy.kernel.kernel_keys import CLIENT_IP, REQUEST_ID, ROUTE, UPSTREAM_STATUS
 
 SENSITIVE_QUERY = frozenset(
     {

@@ -17,10 +17,10 @@ from aiohttp import web
 from handlers.decisions.authenticators import cookie_value
 from handlers.decisions.purge import publish_purge
 from handlers.decisions.session_cache import credential_key
-from proxy.bodies import SMALL_BODY, read_bounded
-from proxy.dispatch import HookTable
-from proxy.keys import FORWARDER, REDIS, SETTINGS
-from proxy.logs import fingerprint
+from proxy.kernel.bodies import SMALL_BODY, read_bounded
+from proxy.kernel.kernel_keys import FORWARDER, REDIS, SETTINGS
+from proxy.kernel.logs import fingerprint
+from proxy.kernel.view import HookTable
 
 log = logging.getLogger("kratos_hooks.proxy")
 

@@ -17,10 +17,10 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.errors import BadRequest, ClientGone, KratosHooksError, error_document, render
-from proxy.keys import LISTENER, REQUEST_ID, ROUTE
-from proxy.logs import request_id_var
-from proxy.metrics import HTTP_LATENCY, HTTP_REQUESTS, Counter, Histogram
+from proxy.kernel.errors import BadRequest, ClientGone, KratosHooksError, error_document, render
+from proxy.kernel.http_metrics import HTTP_LATENCY, HTTP_REQUESTS, Counter, Histogram
+from proxy.kernel.kernel_keys import LISTENER, REQUEST_ID, ROUTE
+from proxy.kernel.logs import request_id_var
 
 log = logging.getLogger("kratos_hooks.http")
 

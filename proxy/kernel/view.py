@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.canonical import canonical_path, canonical_uuid, query_get, route_key
-from proxy.errors import BadRequest, NotFound
-from proxy.routes import route_class
+from proxy.kernel.canonical import canonical_path, canonical_uuid, query_get, route_key
+from proxy.kernel.errors import BadRequest, NotFound
+from proxy.kernel.routes import route_class
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from yarl import URL
 
-from handlers.hooks.breaker import CircuitBreaker
+from proxy.kernel.breaker import CircuitBreaker
 
 JsonPatch = list[dict[str, Any]]
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')

@@ -1,0 +1,1 @@
+"""The edge: the public listener's forwarding path and the hooks it carries (logout watch)."""
