@@ -1,60 +1,23 @@
-"""Liveness and readiness.
+"""The health feature: ``/health/alive``, ``/health/ready`` and ``/metrics``.
 
-``/health/alive`` answers while the event loop runs. ``/health/ready`` is 200 while the
-listeners are up and the service is not draining; each dependency's state is reported in the
-body. A dependency marked critical turns readiness to 503 when it is down; the others only
-mark the service "degraded" (Kratos down, say, is the same for every replica: taking this one
-out of rotation would not help anyone).
+``/health/alive`` answers while the event loop runs; ``/health/ready`` reports the
+``kernel.health.Health`` registry (200 while listening and not draining, each dependency's
+state in the body). ``/metrics`` renders Prometheus' text format (OpenMetrics when the
+scraper asks for it) in the default executor: the process collector reads /proc, which must
+not stall the event loop that carries the proxy's traffic. (``prometheus-async``'s aiohttp
+exporter renders in the loop, so it is not used.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
+from proxy.kernel.health import Health
 from proxy.kernel.kernel_keys import HEALTH, ROUTE
-
-Probe = Callable[[], Awaitable[dict[str, Any]]]
-PROBE_TIMEOUT = 2.0
-
-
-@dataclass(slots=True)
-class Health:
-    listening: bool = False
-    draining: bool = False
-    probes: dict[str, tuple[Probe, bool]] = field(default_factory=dict)
-
-    def register(self, name: str, probe: Probe, *, critical: bool = False) -> None:
-        """``probe`` returns at least ``{"status": "ok"|"degraded"|"down"|"embedded"}``."""
-        self.probes[name] = (probe, critical)
-
-    async def report(self) -> tuple[int, dict[str, Any]]:
-        names = list(self.probes)
-        results = await asyncio.gather(*(_run(self.probes[n][0]) for n in names))
-        checks = dict(zip(names, results, strict=True))
-        critical_down = any(checks[n]["status"] == "down" and self.probes[n][1] for n in names)
-        degraded = any(c["status"] in {"down", "degraded"} for c in checks.values())
-        if self.draining or not self.listening or critical_down:
-            status = "draining" if self.draining else "unavailable"
-            return 503, {"status": status, "checks": checks}
-        return 200, {"status": "degraded" if degraded else "ok", "checks": checks}
-
-
-async def _run(probe: Probe) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        result = await asyncio.wait_for(probe(), PROBE_TIMEOUT)
-    except TimeoutError:
-        result = {"status": "down", "error": "timeout"}
-    except Exception as exc:  # a probe reports, it never breaks the endpoint
-        result = {"status": "down", "error": type(exc).__name__}
-    result.setdefault("latency_ms", round((time.perf_counter() - started) * 1000, 1))
-    return result
 
 
 async def alive(request: web.Request) -> web.Response:
@@ -66,3 +29,17 @@ async def ready(request: web.Request) -> web.Response:
     request[ROUTE] = "health"
     status, body = await request.app[HEALTH].report()
     return web.json_response(body, status=status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    request[ROUTE] = "metrics"
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = await asyncio.get_running_loop().run_in_executor(None, encode, REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def install_health(app: web.Application, health: Health) -> None:
+    app[HEALTH] = health
+    app.router.add_get("/health/alive", alive)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics)

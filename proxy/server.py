@@ -20,7 +20,7 @@ from aiohttp import web
 
 from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
-from handlers.health import Health
+from proxy.kernel.health import Health
 from proxy.app import build_apps
 from proxy.kernel.access_log import AccessLogger
 from proxy.kernel.logs import server_logger

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from multidict import CIMultiDictProxy
 
+from proxy.kernel.cookies import cookie_value
 from handlers.decisions.rules import AuthenticatorName
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
@@ -29,17 +30,6 @@ class AuthResult:
     subject: Subject | None = None
     credential: Credential | None = None
     authenticator: str = ""
-
-
-def cookie_value(cookie_headers: Sequence[str], name: str) -> str | None:
-    """The first cookie called ``name``; a lenient parser (one bad cookie spoils nothing)."""
-    for header in cookie_headers:
-        for part in header.split(";"):
-            key, sep, value = part.strip().partition("=")
-            if sep and key.strip() == name:
-                value = value.strip().strip('"')
-                return value or None
-    return None
 
 
 def session_token(headers: Mapping[str, str]) -> str | None:

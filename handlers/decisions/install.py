@@ -27,7 +27,7 @@ from handlers.decisions.remote import RemoteAuthorizer
 from handlers.decisions.request import ProxyTrust
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.whoami import WhoamiClient
-from handlers.health import Health
+from proxy.kernel.health import Health
 from proxy.kernel.kernel_keys import REDIS, SETTINGS
 
 log = logging.getLogger("kratos_hooks.decisions")

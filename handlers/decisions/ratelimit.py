@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from handlers.decisions.decision_metrics import REDIS_ERRORS
 from proxy.kernel.digests import sha256_hex
+from proxy.kernel.redis import RedisUnavailable, redis_call
 
 log = logging.getLogger("kratos_hooks.decisions")
 
@@ -62,9 +62,9 @@ class RateLimiter:
                 async with client.pipeline(transaction=False) as pipe:
                     pipe.incr(key)
                     pipe.pexpire(key, int(window * 1000) + 1000)
-                    count = int((await pipe.execute())[0])
-            except (RedisError, OSError, TimeoutError) as exc:
+                    count = int((await redis_call(pipe.execute()))[0])
+            except RedisUnavailable as exc:
                 REDIS_ERRORS.inc()
-                log.warning("rate limit counted locally", extra={"error": type(exc).__name__})
+                log.warning("rate limit counted locally", extra={"error": str(exc)})
                 count = self._count_local(key)
         return retry_after if count > limit else None

@@ -17,18 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from handlers.decisions.decision_metrics import REDIS_ERRORS, SESSION_CACHE
 from handlers.decisions.subject import parse_time
 from handlers.decisions.whoami import Credential, WhoamiClient, WhoamiResult
+from proxy.kernel.redis import RedisUnavailable, redis_call
 from proxy.kernel.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
@@ -37,7 +36,6 @@ LOCAL_MISS = SESSION_CACHE.labels("local", "miss")
 
 REDIS_PAUSE = 5.0  # seconds the Redis layer is skipped after a failure
 REFRESH_EVERY = 1.0  # seconds between step-up re-checks of one credential
-REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 def credential_key(value: str) -> str:
@@ -93,8 +91,6 @@ def decode(raw: bytes) -> Entry | None:
 
 # Every cache in this process, so a logout seen by the public app purges the internal app's
 # memory even when no Redis is configured.
-_LOCAL_CACHES: weakref.WeakSet[SessionCache] = weakref.WeakSet()
-
 RedisGetter = Callable[[], aioredis.Redis | None]
 
 
@@ -120,7 +116,6 @@ class SessionCache:
         self._local: OrderedDict[str, Entry] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[WhoamiResult]] = {}
         self._redis_paused_until = 0.0
-        _LOCAL_CACHES.add(self)
 
     # --- the in-process layer ---------------------------------------------------------
     def _get_local(self, key: str) -> Entry | None:
@@ -164,7 +159,7 @@ class SessionCache:
         self._redis_paused_until = time.monotonic() + REDIS_PAUSE
         log.warning(
             "redis unavailable for the session cache; asking Kratos directly",
-            extra={"error": type(exc).__name__, "pause_s": REDIS_PAUSE},
+            extra={"error": str(exc), "pause_s": REDIS_PAUSE},
         )
 
     async def _get_redis(self, key: str) -> Entry | None:
@@ -172,8 +167,8 @@ class SessionCache:
         if client is None:
             return None
         try:
-            raw = await client.get(session_key(self._prefix, key))
-        except REDIS_FAILURES as exc:
+            raw = await redis_call(client.get(session_key(self._prefix, key)))
+        except RedisUnavailable as exc:
             self._redis_failed(exc)
             return None
         entry = decode(raw) if raw else None
@@ -190,10 +185,10 @@ class SessionCache:
         if client is None or ttl_ms <= 0:
             return
         try:
-            await client.set(
-                session_key(self._prefix, key), encode(entry), px=ttl_ms, nx=not replace
+            await redis_call(
+                client.set(session_key(self._prefix, key), encode(entry), px=ttl_ms, nx=not replace)
             )
-        except REDIS_FAILURES as exc:
+        except RedisUnavailable as exc:
             self._redis_failed(exc)
 
     async def _ask(self, key: str, credential: Credential, *, replace: bool) -> WhoamiResult:
@@ -253,7 +248,3 @@ class SessionCache:
         if entry is not None and self._clock() - entry.fetched < REFRESH_EVERY:
             return entry.result
         return await self._ask(key, credential, replace=True)
-
-
-def caches_in_process() -> list[SessionCache]:
-    return list(_LOCAL_CACHES)

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
 
 from config.settings import Settings
-from handlers.health import Health
+from proxy.kernel.health import Health
 from handlers.hooks.auth import ENABLING_SETTINGS, Credentials
 from handlers.hooks.common import hook
 from handlers.hooks.fallback import FallbackOutbox

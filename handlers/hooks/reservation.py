@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from handlers.hooks.hook_metrics import RESERVATION_ERRORS
+from proxy.kernel.redis import RedisUnavailable, redis_call
 
 log = logging.getLogger("kratos_hooks.hooks.reservation")
 
@@ -27,10 +27,12 @@ class Reservations:
         if self.client is None:
             return None
         try:
-            return bool(await self.client.set(self.prefix + key, b"1", nx=True, ex=self.retention))
-        except (RedisError, OSError) as exc:
+            return bool(
+                await redis_call(self.client.set(self.prefix + key, b"1", nx=True, ex=self.retention))
+            )
+        except RedisUnavailable as exc:
             RESERVATION_ERRORS.labels("reserve").inc()
-            log.warning("reservation store unavailable", extra={"error": type(exc).__name__})
+            log.warning("reservation store unavailable", extra={"error": str(exc)})
             return None
 
     async def release(self, key: str) -> None:
@@ -38,7 +40,7 @@ class Reservations:
         if self.client is None:
             return
         try:
-            await self.client.delete(self.prefix + key)
-        except (RedisError, OSError) as exc:
+            await redis_call(self.client.delete(self.prefix + key))
+        except RedisUnavailable as exc:
             RESERVATION_ERRORS.labels("release").inc()
-            log.warning("reservation not released", extra={"error": type(exc).__name__})
+            log.warning("reservation not released", extra={"error": str(exc)})

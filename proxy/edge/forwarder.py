@@ -43,6 +43,7 @@ from proxy.kernel.view import RequestView, view_of
 log = logging.getLogger("kratos_hooks.proxy")
 
 STREAM_CHUNK: Final = 64 * 1024
+_IDENTITY = web.RequestKey("client_identity", tuple[str, str, bool])
 
 
 class Forwarder:
@@ -52,6 +53,7 @@ class Forwarder:
         base = URL(settings.kratos.public_url)
         self._origin = f"{base.scheme}://{base.raw_authority}"
         self._base_path = base.raw_path.rstrip("/")
+        self.origin = self._origin + self._base_path  # Kratos' public API, raw paths follow
         self._upstream_host = None if settings.proxy.preserve_host else base.raw_authority
         self._prefix = settings.proxy.path_prefix
         self._trusted = settings.server.trusted_proxies
@@ -74,25 +76,31 @@ class Forwarder:
         return URL(self._origin + self._base_path + self.view(request).raw, encoded=True)
 
     def identify(self, request: web.BaseRequest) -> tuple[str, str, bool]:
-        """(client ip, socket peer, whether the peer is a trusted proxy)."""
+        """(client ip, socket peer, whether the peer is a trusted proxy), computed once per
+        request: the guard's buckets and the forwarded headers read the same answer."""
+        known = request.get(_IDENTITY)
+        if known is not None:
+            return known
         peer = request.remote or ""
         if not self._trusted and not peer.startswith("::ffff:"):
-            return peer, peer, False  # the common, fast case: nobody may speak for the client
-        peer_ip = parse_ip(peer)
-        trusted = peer_ip is not None and any(peer_ip in net for net in self._trusted)
-        ip = client_ip(
-            peer,
-            request.headers.getall("X-Forwarded-For", ()),
-            request.headers.get("True-Client-IP"),
-            self._trusted,
-        )
-        return ip, str(peer_ip) if peer_ip is not None else peer, trusted
+            known = (peer, peer, False)  # the common, fast case: nobody speaks for the client
+        else:
+            peer_ip = parse_ip(peer)
+            trusted = peer_ip is not None and any(peer_ip in net for net in self._trusted)
+            ip = client_ip(
+                peer,
+                request.headers.getall("X-Forwarded-For", ()),
+                request.headers.get("True-Client-IP"),
+                self._trusted,
+            )
+            known = (ip, str(peer_ip) if peer_ip is not None else peer, trusted)
+        request[_IDENTITY] = known
+        request[CLIENT_IP] = known[0]
+        return known
 
     def upstream_headers(self, request: web.BaseRequest) -> CIMultiDict[str]:
-        """The headers a request to Kratos on behalf of ``request`` carries (and, on the
-        request, the client IP they name)."""
+        """The headers a request to Kratos on behalf of ``request`` carries."""
         ip, peer, trusted = self.identify(request)
-        request[CLIENT_IP] = ip
         return upstream_request_headers(
             request.headers,
             client_ip=ip,
@@ -122,8 +130,11 @@ class Forwarder:
             request[UPSTREAM_STATUS] = upstream.status
             yield upstream
 
-    async def relay(self, request: web.Request, upstream: ClientResponse) -> web.StreamResponse:
-        """Stream ``upstream`` to the client as it arrives."""
+    async def relay(
+        self, request: web.Request, upstream: ClientResponse, head: bytes = b""
+    ) -> web.StreamResponse:
+        """Stream ``upstream`` to the client as it arrives; ``head`` is the part of its body
+        already read (by a hooked route that looked at the answer)."""
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
@@ -132,6 +143,8 @@ class Forwarder:
         response.headers.setdefault("X-Request-ID", request[REQUEST_ID])
         await response.prepare(request)
         try:
+            if head:
+                await response.write(head)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):

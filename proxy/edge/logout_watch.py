@@ -1,28 +1,20 @@
-"""Logout closes the decision cache's window at once (a ``PUBLIC_FEATURES`` installer).
+"""Logout closes the decision cache's window at once (hooked public routes).
 
 The two Kratos logout endpoints are forwarded exactly like every other request; only when
-Kratos confirms the logout (204 for the API, the session cookie cleared for browsers) is the
-session's cache entry purged — in this process, in Redis and, by pub/sub, on every replica —
-*before* the answer reaches the client, so the next decision already sees it logged out.
+Kratos confirms the logout (204 for the API, the session cookie cleared for browsers) is
+``SessionEnded`` announced on the bus — and awaited, so the decisions feature has purged the
+session here, in Redis and on every replica *before* the answer reaches the client.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import orjson
-from aiohttp import web
 
-from handlers.decisions.authenticators import cookie_value
-from handlers.decisions.purge import publish_purge
-from handlers.decisions.session_cache import credential_key
-from proxy.kernel.bodies import SMALL_BODY, read_bounded
-from proxy.kernel.kernel_keys import FORWARDER, REDIS, SETTINGS
-from proxy.kernel.logs import fingerprint
-from proxy.kernel.view import HookTable
-
-log = logging.getLogger("kratos_hooks.proxy")
+from proxy.kernel.bodies import SMALL_BODY
+from proxy.kernel.bus import Bus, SessionEnded
+from proxy.kernel.hooked import Hook, HookTable, Hooked, Reply
 
 API_LOGOUT = "/self-service/logout/api"
 BROWSER_LOGOUT = "/self-service/logout"
@@ -51,35 +43,29 @@ def clears_cookie(set_cookies: Sequence[str], name: str) -> bool:
     return False
 
 
-async def _purge(request: web.Request, secret: str) -> None:
-    settings = request.app[SETTINGS]
-    key = credential_key(secret)
-    await publish_purge(
-        request.app[REDIS], settings.store.redis_key_prefix, key, settings.decisions.cache_ttl
-    )
-    log.info("session cache purged after logout", extra={"credential": fingerprint(secret)})
+def api_logout(bus: Bus) -> Hook:
+    async def hook(request: Hooked) -> Reply:
+        body = await request.read(SMALL_BODY)  # a token; forwarded as it came
+        token = token_from_body(body)
+        answer = await request.forward(body)
+        if answer.status == 204 and token:
+            await bus.publish(SessionEnded(token))
+        return Reply.relay(answer)
+
+    return hook
 
 
-async def api_logout(request: web.Request) -> web.StreamResponse:
-    forwarder = request.app[FORWARDER]
-    body = await read_bounded(request, SMALL_BODY)  # a token; the forwarder sends it again
-    token = token_from_body(body)
-    async with forwarder.exchange(request, body=body) as upstream:
-        if upstream.status == 204 and token:
-            await _purge(request, token)
-        return await forwarder.relay(request, upstream)
+def browser_logout(bus: Bus, cookie_name: str) -> Hook:
+    async def hook(request: Hooked) -> Reply:
+        cookie = request.cookie(cookie_name)
+        answer = await request.forward(None)
+        if cookie and clears_cookie(answer.headers.getall("Set-Cookie", ()), cookie_name):
+            await bus.publish(SessionEnded(cookie))
+        return Reply.relay(answer)
+
+    return hook
 
 
-async def browser_logout(request: web.Request) -> web.StreamResponse:
-    forwarder = request.app[FORWARDER]
-    name = request.app[SETTINGS].kratos.session_cookie
-    cookie = cookie_value(request.headers.getall("Cookie", ()), name)
-    async with forwarder.exchange(request) as upstream:
-        if cookie and clears_cookie(upstream.headers.getall("Set-Cookie", ()), name):
-            await _purge(request, cookie)
-        return await forwarder.relay(request, upstream)
-
-
-def install_logout_watch(app: web.Application, hooks: HookTable) -> None:
-    hooks.add("DELETE", API_LOGOUT, api_logout)
-    hooks.add("GET", BROWSER_LOGOUT, browser_logout)
+def install_logout_watch(hooks: HookTable, bus: Bus, cookie_name: str) -> None:
+    hooks.add("DELETE", API_LOGOUT, api_logout(bus))
+    hooks.add("GET", BROWSER_LOGOUT, browser_logout(bus, cookie_name))

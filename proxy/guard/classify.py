@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from proxy.guard.flows import json_object
 from proxy.guard.policy import Outcome
 from proxy.kernel.accept import accept_ranges
 from proxy.kernel.canonical import canonical_uuid, query_get
@@ -186,20 +186,6 @@ def query_fields(param: Callable[[str], str]) -> dict[str, str]:
 # --- Kratos' answer --------------------------------------------------------------------
 
 
-def decoded(body: bytes, content_encoding: str | None) -> bytes | None:
-    """The body as JSON bytes, undoing gzip/deflate (the proxy never decompresses on the
-    way through); None for an encoding we cannot read."""
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "identity":
-        return body
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        try:
-            return zlib.decompress(body, wbits=47)  # gzip or zlib, detected from the header
-        except zlib.error:
-            return None
-    return None
-
-
 def sets_session(set_cookies: Iterable[str], cookie_name: str) -> bool:
     """Whether a ``Set-Cookie`` writes a (non-empty, non-expiring) session cookie."""
     for header in set_cookies:
@@ -245,16 +231,6 @@ def _message_ids(flow: Mapping[str, Any]) -> Iterator[int]:
                     yield message["id"]
 
 
-def _document(body: bytes | None) -> dict[str, Any] | None:
-    if not body:
-        return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
 def classify(
     status: int,
     *,
@@ -276,7 +252,7 @@ def classify(
             return Outcome.SUCCESS
         # Back to the login UI with the same flow: the flow now carries the rejection.
         return Outcome.FAILURE if back_to_flow(location, flow_id) else Outcome.NOT_COUNTED
-    document = _document(body)
+    document = json_object(body)
     if status == 200:
         if session_set or (document is not None and "session_token" in document):
             return Outcome.SUCCESS

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from handlers.health import Health
+from proxy.kernel.health import Health
 from handlers.hooks.auth import Credentials
 from handlers.hooks.common import authenticated_body
 from handlers.hooks.hook_keys import CREDENTIALS

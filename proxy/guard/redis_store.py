@@ -10,16 +10,14 @@ from several hash slots: a Redis Cluster would need a hash tag (not supported ye
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from proxy.guard.policy import ALLOWED, Bucket, Outcome, Verdict
-from proxy.guard.store import BucketReport, FlowHold, RateWindow, StoreUnavailable
-from proxy.kernel.redis import SOCKET_TIMEOUT
+from proxy.guard.store import BucketReport, FlowHold, RateWindow
+from proxy.kernel.redis import CALL_TIMEOUT, redis_call
 
 # Mirrors policy.judge / policy.apply; keep the two in step (tests compare them).
 _WAIT = """
@@ -107,7 +105,6 @@ end
 return 0
 """
 
-_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 _T = TypeVar("_T")
 
 
@@ -116,11 +113,10 @@ def _ms(seconds: float) -> int:
 
 
 class RedisStore:
-    """The bucket store in Redis. Each call is bounded by ``timeout`` here, so the client
-    may be one without socket timeouts of its own (``redis_client.make_client``)."""
+    """The bucket store in Redis; each call bounded by ``timeout`` (``kernel.redis``)."""
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str, *, timeout: float = SOCKET_TIMEOUT
+        self, client: aioredis.Redis, prefix: str, *, timeout: float = CALL_TIMEOUT
     ) -> None:
         self._client = client
         self._prefix = prefix
@@ -137,12 +133,7 @@ class RedisStore:
         return keys
 
     async def _call(self, call: Awaitable[_T]) -> _T:
-        """One round trip, bounded: a silent Redis is an unavailable one after ``timeout``."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await call
-        except _ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        return await redis_call(call, self._timeout)
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         return await self._call(script(keys=keys, args=args))

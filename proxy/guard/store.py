@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from proxy.kernel.redis import RedisUnavailable
 from proxy.guard.policy import (
     ALLOWED,
     MIN_RETRY,
@@ -26,8 +27,9 @@ from proxy.guard.policy import (
 )
 
 
-class StoreUnavailable(Exception):
-    """The store could not answer (Redis down, timed out, or refused the script)."""
+# The store could not answer (Redis down, timed out, or refused the script): the kernel's one
+# translation of Redis failures, under the name the store protocol uses.
+StoreUnavailable = RedisUnavailable
 
 
 @dataclass(frozen=True, slots=True)

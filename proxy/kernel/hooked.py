@@ -15,12 +15,13 @@ the body already read, then the rest as it arrives); ``Reply.own`` is the featur
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.kernel.canonical import route_key
 from proxy.kernel.view import RequestView
 
 # Kratos' answers on hooked routes are a flow, a session or an error: small. A larger body is
@@ -121,3 +122,24 @@ class Hooked(Protocol):
 
 
 Hook = Callable[[Hooked], Awaitable[Reply]]
+
+
+class HookTable:
+    """The public routes features intercept, by method and route key (``route_key`` of the
+    canonical path: every spelling Kratos routes alike); everything else is forwarded
+    untouched. Registering a route that is already taken is a wiring bug."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], Hook] = {}
+
+    def add(self, method: str, path: str, hook: Hook) -> None:
+        key = (method.upper(), route_key(path))
+        if key in self._routes:
+            raise ValueError(f"{method} {path} is hooked twice")
+        self._routes[key] = hook
+
+    def get(self, method: str, view: RequestView) -> Hook | None:
+        return self._routes.get((method, view.route))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._routes)

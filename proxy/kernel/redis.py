@@ -1,23 +1,59 @@
-"""The Redis connection: one client per app, made and closed by its own cleanup_ctx.
+"""The Redis connection and the one place Redis failures are translated.
 
-``app[REDIS]`` is None when ``REDIS_URL`` is not set; features then use their embedded
-in-process fallback (said at start-up by ``server.announce_defaults``).
+One client per process (the composition root's ``Shared``), ``app[REDIS]`` on both apps; None
+when ``REDIS_URL`` is not set — features then use their embedded in-process fallback (said at
+start-up by ``server.announce_defaults``).
+
+The client has no socket timeouts of its own: redis-py would run every write under
+``asyncio.wait_for`` — a task per command, about 30 µs of CPU a call (measured ad hoc) on paths
+such as the login guard's two calls per login. Instead every call is bounded here, by
+``redis_call``, and every failure — refused, reset, silent past its bound, a script error —
+leaves as one exception, ``RedisUnavailable``, for the feature's fail-open / fail-closed rule.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.metadata
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, cast
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
-from aiohttp import web
+from redis.exceptions import RedisError
 
-from proxy.kernel.kernel_keys import REDIS, SETTINGS
+# Every Redis call sits on a request path: a hung Redis must turn into the configured
+# decision quickly, not into a hung login.
+CALL_TIMEOUT = 0.5
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
-# Short timeouts: every Redis call sits on a request path, and a hung Redis must turn into
-# the configured fail-open / fail-closed decision quickly, not into a hung login.
-SOCKET_TIMEOUT = 0.5
+_T = TypeVar("_T")
+
+
+class RedisUnavailable(Exception):
+    """Redis could not answer (down, reset, silent for ``CALL_TIMEOUT``, refused a script)."""
+
+
+def _describe(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+async def redis_call(call: Awaitable[_T], timeout: float = CALL_TIMEOUT) -> _T:
+    """One round trip, bounded: a silent Redis is an unavailable one after ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await call
+    except FAILURES as exc:
+        raise RedisUnavailable(_describe(exc)) from exc
+
+
+@contextlib.contextmanager
+def redis_errors() -> Iterator[None]:
+    """The same translation for long-lived work that bounds itself (a pub/sub listener)."""
+    try:
+        yield
+    except FAILURES as exc:
+        raise RedisUnavailable(_describe(exc)) from exc
 
 
 def _driver_kwargs() -> dict[str, Any]:
@@ -34,38 +70,19 @@ def _driver_kwargs() -> dict[str, Any]:
 _DRIVER = _driver_kwargs()
 
 
-def make_client(url: str, *, socket_timeouts: bool = True) -> aioredis.Redis:
-    """A client of ``url``.
-
-    ``socket_timeouts=False`` is for a caller that bounds each call itself with one
-    ``asyncio.timeout``: redis-py's own socket timeout runs every write in
-    ``asyncio.wait_for`` — a task per command — which cost about 30 µs of CPU per call
-    (measured ad hoc; the login guard makes two calls per login).
-    """
+def make_client(url: str) -> aioredis.Redis:
+    """A client of ``url``; connecting is bounded, each call by ``redis_call``."""
     return aioredis.from_url(
-        url,
-        socket_timeout=SOCKET_TIMEOUT if socket_timeouts else None,
-        socket_connect_timeout=SOCKET_TIMEOUT,
-        health_check_interval=15,
-        **_DRIVER,
+        url, socket_connect_timeout=CALL_TIMEOUT, health_check_interval=15, **_DRIVER
     )
 
 
-async def redis_context(app: web.Application) -> AsyncIterator[None]:
-    url = app[SETTINGS].store.redis_url
-    app[REDIS] = make_client(url) if url else None
-    yield
-    client = app[REDIS]
-    if client is not None:
-        await client.aclose()
-
-
-def redis_probe(app: web.Application) -> Any:
+def redis_probe(client: aioredis.Redis | None) -> Any:
     async def probe() -> dict[str, Any]:
-        client = app[REDIS]
         if client is None:
             return {"status": "embedded", "note": "in-memory store, single replica only"}
-        await cast(Awaitable[bool], client.ping())  # redis-py types ping for sync and async
+        # redis-py types ping for sync and async clients alike.
+        await redis_call(cast(Awaitable[bool], client.ping()))
         return {"status": "ok"}
 
     return probe

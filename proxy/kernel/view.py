@@ -11,11 +11,7 @@ is refused with 400 before anything is forwarded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from proxy.kernel.canonical import canonical_path, canonical_uuid, query_get, route_key
 from proxy.kernel.errors import BadRequest, NotFound
@@ -68,35 +64,3 @@ def view_of(raw_target: str, prefix: str) -> RequestView:
     if path is None:
         raise BadRequest("The request path contains an invalid percent-encoding")
     return RequestView(raw, path, route_key(path), query, route_class(path))
-
-
-class HookTable:
-    """The public routes features intercept, by method and route key; everything else is
-    forwarded untouched. Registering a route that is already taken is a wiring bug."""
-
-    def __init__(self) -> None:
-        self._routes: dict[tuple[str, str], Handler] = {}
-
-    def add(self, method: str, path: str, handler: Handler) -> None:
-        key = (method.upper(), route_key(path))
-        if key in self._routes:
-            raise ValueError(f"{method} {path} is hooked twice")
-        self._routes[key] = handler
-
-    def get(self, method: str, view: RequestView) -> Handler | None:
-        return self._routes.get((method, view.route))
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._routes)
-
-
-def dispatcher(
-    view: Callable[[web.Request], RequestView], hooks: HookTable, fallback: Handler
-) -> Handler:
-    """The public listener's one handler: a hooked route's feature, else ``fallback``."""
-
-    async def dispatch(request: web.Request) -> web.StreamResponse:
-        handler = hooks.get(request.method, view(request))
-        return await (fallback if handler is None else handler)(request)
-
-    return dispatch

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from handlers.decisions.authenticators import cookie_value, session_token
+from handlers.decisions.authenticators import session_token
+from proxy.kernel.cookies import cookie_value
 from handlers.decisions.authorizers import authorize
 from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_redirect
 from handlers.decisions.headers import allow_headers, identity_headers, render, sanitize

@@ -7,11 +7,11 @@ import gzip
 import orjson
 import pytest
 
+from proxy.guard.flows import decoded
 from proxy.guard.classify import (
     answers_json,
     back_to_flow,
     classify,
-    decoded,
     json_mode,
     negotiates_json,
     parse_submission,

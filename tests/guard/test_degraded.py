@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from proxy.kernel.redis import SOCKET_TIMEOUT
+from proxy.kernel.redis import CALL_TIMEOUT
 from tests.conftest import Kratos, Service, ServiceFactory
 from tests.guard.client import (
     PASSWORD,
@@ -99,7 +99,7 @@ async def test_a_silent_redis_costs_a_login_one_bounded_wait_then_fails_open(
     ok = await submit(http, svc.public_url, flow, "alice@example.com", PASSWORD)
     waited = time.monotonic() - started
     assert ok.status == 200  # fail-open, onto the in-process limiter
-    assert SOCKET_TIMEOUT - 0.05 <= waited < SOCKET_TIMEOUT + 2  # timers may fire 1 ms early
+    assert CALL_TIMEOUT - 0.05 <= waited < CALL_TIMEOUT + 2  # timers may fire 1 ms early
     assert await store_errors(http, svc.internal_url) > before
     assert kratos.state.count("POST", LOGIN) == 2
     relay.restore()

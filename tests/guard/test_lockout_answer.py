@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from proxy.guard.respond import lockout_message, with_message
+from proxy.guard.flows import lockout_message, with_message
 from tests.conftest import Kratos
 from tests.guard.client import PASSWORD, api_flow, browser_flow, fetch_flow, submit
 from tests.guard.conftest import Guarded
