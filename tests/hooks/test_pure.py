@@ -12,13 +12,13 @@ from config import ConfigError, load_settings
 from config.hooks import HooksSettings
 from handlers.hooks.auth import Credentials, check
 from handlers.hooks.breaker import CircuitBreaker
+from handlers.hooks.delivery import retry_delay
 from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
 from handlers.hooks.identity import parse_identity_call, policy_for
 from handlers.hooks.kratos_admin import merged_metadata, metadata_patch, next_page
 from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
 from handlers.hooks.pg import connect_options
-from handlers.hooks.relay import retry_delay
 from handlers.hooks.resolvers import Resolved, ResolverChain
 from handlers.hooks.spool import replay_lines
 from proxy.errors import BadRequest
