@@ -346,3 +346,44 @@ async def test_a_crashed_replicas_claim_is_taken_over_and_published_once(
 async def _broker_ok(http: aiohttp.ClientSession, base: str) -> bool:
     async with http.get(base + "/health/ready") as response:
         return bool((await response.json())["checks"]["rabbitmq"]["status"] == "ok")
+
+
+@pytest.mark.parametrize("backend", ["spool", "postgres"])
+async def test_a_stall_longer_than_the_confirm_timeout_remakes_the_connection(
+    hooks_service: HooksFactory,
+    consumer: Consumer,
+    http: aiohttp.ClientSession,
+    relay_to: Any,
+    database_url: str,
+    backend: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The confirm wait is bounded: past HOOKS_CONFIRM_TIMEOUT the connection is given up and
+    # the event published again on a new one. The abandoned connection still held the first
+    # publish, and delivers it when the stall ends: the documented "at most twice, one id".
+    caplog.set_level(logging.INFO, logger="kratos_hooks.hooks")
+    broker: FaultyRelay = await relay_to("127.0.0.1", 5672)
+    svc = await hooks_service(
+        RABBITMQ_URL=broker.url("amqp", "/", "guest:guest"),
+        HOOKS_CONFIRM_TIMEOUT="1.0",
+        HOOKS_OUTBOX_LEASE="10",
+        **backend_env(backend, database_url),
+    )
+    counters = Counters()
+    identity_id = str(uuid.uuid4())
+    broker.pause()
+    assert (await deliver(http, svc.internal_url, identity_id))[1] == {"status": "queued"}
+
+    async def given_up() -> bool:
+        return bool(lines(caplog, "kratos_hooks.hooks.publisher", "broker connection given up"))
+
+    assert await wait_until(given_up, timeout=3.0)
+    await asyncio.sleep(1.0)
+    broker.resume()
+
+    await consumer.drain(want=1, timeout=15, settle=2.0)
+    seen = copies(consumer)
+    assert set(seen) == {message_id("USER_SIGN_UP_WELCOME", identity_id)}
+    assert seen.total() <= 2
+    assert await wait_until(lambda: _none_pending(http, svc.internal_url))
+    assert counters.delta() == {"unknown": 1, "confirmed": 1}

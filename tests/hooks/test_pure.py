@@ -219,6 +219,11 @@ def test_connect_options_keep_asyncpg_off_the_disk(monkeypatch: pytest.MonkeyPat
         ({"HOOKS_RESOLVE_TRAIT_QUERY": 'SELECT 1 FROM "user"'}, "HOOKS_RESOLVE_TRAIT_QUERY"),
         ({"HOOKS_RESOLVE_TRAIT_QUERY": "SELECT $1, $2"}, "HOOKS_RESOLVE_TRAIT_QUERY"),
         ({"HOOKS_RESOLVE_QUERY": "SELECT $10"}, "HOOKS_RESOLVE_QUERY"),
+        # A lease that can run out while its holder still waits for a confirm lets a second
+        # replica publish the same entry.
+        ({"HOOKS_OUTBOX_LEASE": "30"}, "HOOKS_OUTBOX_LEASE=30: must exceed HOOKS_CONFIRM"),
+        ({"HOOKS_CONFIRM_TIMEOUT": "90"}, "HOOKS_OUTBOX_LEASE=60: must exceed"),
+        ({"HOOKS_CONFIRM_TIMEOUT": "0"}, "HOOKS_CONFIRM_TIMEOUT=0"),
     ],
 )
 def test_bad_hook_settings_fail_at_load_naming_the_variable(

@@ -90,6 +90,10 @@ class FaultyRelay:
         self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self.mode == "cut":
             writer.transport.abort()
             return
@@ -136,3 +140,5 @@ class FaultyRelay:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._tasks:  # each connection's pipes end on their aborted sockets
+            await asyncio.wait(list(self._tasks), timeout=1.0)
