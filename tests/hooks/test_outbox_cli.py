@@ -10,10 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from handlers.hooks.outbox import Entry
+from handlers.hooks.outbox import Entry, PostgresOutbox
 from handlers.hooks.spool import SpoolBusy, SpoolOutbox
 from tests.hooks.cli_helpers import run_cli
 from tests.hooks.conftest import API_KEY, HEADER, Consumer, HooksFactory
+from tests.hooks.test_late_confirms import event_entry
 from tests.hooks.test_verification import expected_envelope, jsonnet_payload
 from tests.support.process import ServiceProcess
 from tests.support.relay import FaultyRelay
@@ -182,9 +183,6 @@ async def test_replay_leaves_an_entry_a_live_replica_is_publishing(
 ) -> None:
     # A replica holds a claim (its publish still waits for a confirm): an operator's replay
     # must not publish the entry beside it.
-    from handlers.hooks.outbox import PostgresOutbox
-    from tests.hooks.test_late_confirms import event_entry
-
     table = f"ob_{uuid.uuid4().hex[:8]}"
     env = {
         "SPOOL_DIR": str(tmp_path / "spool"),
