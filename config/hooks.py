@@ -58,7 +58,15 @@ class HooksSettings:
         90 * 24 * 3600, "HOOKS_ONCE_RETENTION", doc="seconds an identity's welcome is remembered"
     )
     publish_timeout: float = setting(
-        1.5, "HOOKS_PUBLISH_TIMEOUT", doc="seconds to wait for the broker's confirm"
+        1.5,
+        "HOOKS_PUBLISH_TIMEOUT",
+        doc="seconds the hook waits for the broker's confirm before answering queued",
+    )
+    confirm_timeout: float = setting(
+        30.0,
+        "HOOKS_CONFIRM_TIMEOUT",
+        doc="seconds a late confirm is still awaited; then the connection is re-made and the "
+        "event published again (the outcome is unknown)",
     )
     amqp_reconnect_interval: float = setting(5.0, "HOOKS_AMQP_RECONNECT_INTERVAL")
 
@@ -71,6 +79,12 @@ class HooksSettings:
     )
     relay_max_backoff: float = setting(
         300.0, "HOOKS_RELAY_MAX_BACKOFF", doc="cap of the retry delay, seconds"
+    )
+    outbox_lease: float = setting(
+        60.0,
+        "HOOKS_OUTBOX_LEASE",
+        doc="seconds an entry stays claimed by the replica publishing it (a crashed replica's "
+        "entries are taken over after this); more than HOOKS_CONFIRM_TIMEOUT",
     )
 
     # --- identity resolution -> Kratos metadata ----------------------------------------------
@@ -149,6 +163,12 @@ class HooksSettings:
         if self.max_body_size < 1024 or self.budget <= 0 or self.publish_timeout <= 0:
             raise ConfigError(
                 "HOOKS_MAX_BODY_SIZE must be >= 1024, HOOKS_BUDGET and HOOKS_PUBLISH_TIMEOUT > 0"
+            )
+        if self.outbox_lease < self.confirm_timeout + 1 or self.confirm_timeout <= 0:
+            raise ConfigError(
+                f"HOOKS_OUTBOX_LEASE={self.outbox_lease:g}: must exceed HOOKS_CONFIRM_TIMEOUT="
+                f"{self.confirm_timeout:g} (> 0) by at least a second, or a replica still "
+                "waiting for a confirm would lose its claim"
             )
         if self.breaker_failures < 1 or self.http_attempts < 1:
             raise ConfigError("HOOKS_BREAKER_FAILURES and HOOKS_HTTP_ATTEMPTS must be >= 1")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from config.settings import Settings
 from handlers.hooks.install import (
     make_database_outbox,
+    make_deliveries,
     make_resolvers,
     make_session,
     make_sync,
@@ -270,20 +271,24 @@ async def _replay(settings: Settings, stores: Stores, keys: Sequence[str] | None
     try:
         async with _sync(settings) as sync:
             for _, outbox in stores.opened:
+                deliveries = make_deliveries(settings, outbox, publisher)
                 relay = Relay(
                     outbox,
-                    publisher,
+                    deliveries,
                     sync,
                     interval=0,
                     max_backoff=settings.hooks.relay_max_backoff,
-                    publish_timeout=max(settings.hooks.publish_timeout, 5.0),
                     retention=settings.hooks.once_retention,
                 )
                 try:
-                    result = await _replay_one(relay, outbox, keys)
+                    result = await _replay_one(relay, keys)
                 except Exception as exc:  # Blocked, or anything the relay could not handle
                     blocked = str(exc)
                     break
+                finally:
+                    # Outcomes still unknown stay claimed: a live relay takes them after the
+                    # lease, rather than this command waiting for a reconnect.
+                    await deliveries.close(CONNECT_WAIT)
                 delivered += result.delivered
     finally:
         if publisher is not None:
@@ -296,8 +301,7 @@ async def _replay(settings: Settings, stores: Stores, keys: Sequence[str] | None
     return 0 if pending == 0 else 1
 
 
-async def _replay_one(relay: Relay, outbox: Outbox, keys: Sequence[str] | None) -> PassResult:
+async def _replay_one(relay: Relay, keys: Sequence[str] | None) -> PassResult:
     if keys is None:
         return await relay.drain()
-    everything = await outbox.entries(include_delivered=False, limit=1_000_000)
-    return await relay.deliver([e for e in everything if e.key in keys])
+    return await relay.deliver(keys)

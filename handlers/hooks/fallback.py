@@ -42,11 +42,13 @@ class FallbackOutbox:
         )
         return self.spool if origin == "spool" else self.primary
 
-    async def put(self, entry: Entry, *, reserve: bool, hold: float = 0.0) -> bool:
+    async def put(
+        self, entry: Entry, *, reserve: bool, hold: float = 0.0, lease: float = 0.0
+    ) -> bool:
         if reserve and entry.key in self.spool.entries_by_key:
             return False  # taken while the database was away
         try:
-            fresh = await self.primary.put(entry, reserve=reserve, hold=hold)
+            fresh = await self.primary.put(entry, reserve=reserve, hold=hold, lease=lease)
         except OutboxUnavailable as exc:
             log.warning(
                 "outbox database unavailable: entry kept in the local spool",
@@ -56,17 +58,23 @@ class FallbackOutbox:
             if fresh:
                 self._origin[entry.key] = "primary"
             return fresh
-        fresh = await self.spool.put(entry, reserve=reserve, hold=hold)
+        fresh = await self.spool.put(entry, reserve=reserve, hold=hold, lease=lease)
         if fresh:
             self._origin[entry.key] = "spool"
         return fresh
 
-    async def claim(self, limit: int, lease: float, kinds: Sequence[Kind]) -> list[Entry]:
-        local = await self.spool.claim(limit, lease, kinds)
+    async def claim(
+        self,
+        limit: int,
+        lease: float,
+        kinds: Sequence[Kind],
+        keys: Sequence[str] | None = None,
+    ) -> list[Entry]:
+        local = await self.spool.claim(limit, lease, kinds, keys)
         for entry in local:
             self._origin[entry.key] = "spool"
         try:
-            shared = await self.primary.claim(limit - len(local), lease, kinds)
+            shared = await self.primary.claim(limit - len(local), lease, kinds, keys)
         except OutboxUnavailable:
             if not local:
                 raise

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import ClientSession, web
 
 from handlers.hooks.auth import Credentials
+from handlers.hooks.delivery import Deliveries
 from handlers.hooks.outbox import Outbox
 from handlers.hooks.publisher import Publisher
 from handlers.hooks.relay import Relay
@@ -17,6 +18,7 @@ from handlers.hooks.sync import IdentitySync
 CREDENTIALS = web.AppKey("hooks_credentials", Credentials)
 OUTBOX: web.AppKey[Outbox] = web.AppKey("hooks_outbox")
 PUBLISHER: web.AppKey[Publisher | None] = web.AppKey("hooks_publisher")
+DELIVERIES = web.AppKey("hooks_deliveries", Deliveries)
 RESERVATIONS = web.AppKey("hooks_reservations", Reservations)
 ADMIN_SESSION = web.AppKey("hooks_kratos_admin_session", ClientSession)
 PLATFORM_SESSION = web.AppKey("hooks_platform_session", ClientSession)

@@ -59,3 +59,21 @@ RESERVATION_ERRORS = Counter(
     "release); the outbox's unique key is the only guard meanwhile.",
     ["operation"],
 )
+OUTBOX_PUBLISHES = Counter(
+    "kratos_hooks_outbox_publish_total",
+    "Publishes of welcome events by result: confirmed, nacked (refused by the broker, retried "
+    "after a backoff), unsent (no connection), unknown (the connection was lost, or silent "
+    "past HOOKS_CONFIRM_TIMEOUT, before the confirm: published again after a reconnect).",
+    ["result"],
+)
+LATE_CONFIRMS = Counter(
+    "kratos_hooks_outbox_late_confirms_total",
+    "Confirms that came after the hook had stopped waiting (HOOKS_PUBLISH_TIMEOUT): the event "
+    "was marked delivered, never published a second time.",
+)
+LEASE_TAKEOVERS = Counter(
+    "kratos_hooks_outbox_lease_takeovers_total",
+    "Outbox entries claimed after another process' claim on them expired unfinished (a "
+    "replica that crashed, or lost the database, while it held them).",
+    ["backend"],
+)

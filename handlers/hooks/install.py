@@ -20,11 +20,13 @@ from config.settings import Settings
 from proxy.kernel.health import Health
 from handlers.hooks.auth import ENABLING_SETTINGS, Credentials
 from handlers.hooks.common import hook
+from handlers.hooks.delivery import Deliveries
 from handlers.hooks.fallback import FallbackOutbox
 from handlers.hooks.hook_keys import (
     ADMIN_SESSION,
     BACKGROUND,
     CREDENTIALS,
+    DELIVERIES,
     OUTBOX,
     PLATFORM_SESSION,
     PUBLISHER,
@@ -159,6 +161,28 @@ async def publisher_context(app: web.Application) -> AsyncIterator[None]:
         await publisher.close()
 
 
+def make_deliveries(settings: Settings, outbox: Outbox, publisher: Publisher | None) -> Deliveries:
+    hooks = settings.hooks
+    return Deliveries(
+        outbox,
+        publisher,
+        confirm_timeout=hooks.confirm_timeout,
+        lease=hooks.outbox_lease,
+        patience=hooks.publish_timeout,
+        max_backoff=hooks.relay_max_backoff,
+    )
+
+
+async def deliveries_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    deliveries = make_deliveries(settings, app[OUTBOX], app[PUBLISHER])
+    app[DELIVERIES] = deliveries
+    yield
+    # A publish still out gets to learn its outcome (a late confirm) before the connection
+    # closes; what stays unknown is left claimed, and published again after the lease.
+    await deliveries.close(min(settings.server.shutdown_timeout, settings.hooks.confirm_timeout))
+
+
 def _session_context(key: web.AppKey[ClientSession]) -> Any:
     async def context(app: web.Application) -> AsyncIterator[None]:
         app[key] = make_session(app[SETTINGS])
@@ -197,11 +221,10 @@ async def relay_context(app: web.Application) -> AsyncIterator[None]:
     hooks = settings.hooks
     relay = Relay(
         app[OUTBOX],
-        app[PUBLISHER],
+        app[DELIVERIES],
         app[SYNC],
         interval=hooks.relay_interval,
         max_backoff=hooks.relay_max_backoff,
-        publish_timeout=hooks.publish_timeout,
         retention=hooks.once_retention,
     )
     app[RELAY] = relay
@@ -277,6 +300,7 @@ def install(app: web.Application, health: Health) -> None:
         )
     app.cleanup_ctx.append(outbox_context)
     app.cleanup_ctx.append(publisher_context)
+    app.cleanup_ctx.append(deliveries_context)
     app.cleanup_ctx.append(_session_context(ADMIN_SESSION))
     app.cleanup_ctx.append(_session_context(PLATFORM_SESSION))
     app.cleanup_ctx.append(resolvers_context)

@@ -4,16 +4,29 @@ Two kinds of entries: ``event`` (a message to publish; its key is also the once-
 reservation, so a delivered entry is kept for the retention period) and ``identity`` (an
 identity whose metadata could not be written in time; retried by the relay).
 
-Backends: a Postgres table when ``DATABASE_URL`` is set (shared by every replica; claims use
-``FOR UPDATE SKIP LOCKED`` so two relays never publish the same entry at once), otherwise the
-fsync'd spool file of ``spool.py`` (the embedded default, one process). With a database, the
-spool still stands behind it for writes the database cannot take (``fallback.py``).
+Backends: a Postgres table when ``DATABASE_URL`` is set (shared by every replica), otherwise
+the fsync'd spool file of ``spool.py`` (the embedded default, one process). With a database,
+the spool still stands behind it for writes the database cannot take (``fallback.py``).
+
+Claims are leases: an entry being worked on carries ``claimed_by`` (this process) and
+``claimed_until``, and nobody else claims it before that time. The hook claims the entry it
+records in the same INSERT; the relay claims due entries with ``FOR UPDATE SKIP LOCKED``, so two
+replicas scanning at once never take the same row. A lease rather than a row lock held in an
+open transaction: a publish may wait for its confirm for HOOKS_CONFIRM_TIMEOUT, too long to hold
+a pooled connection per entry, and a lease outlives a database blip without letting a second
+replica in. A replica that dies holding leases loses them when they expire (HOOKS_OUTBOX_LEASE,
+longer than any confirm wait); the next claimer counts and logs the takeover. Only the holder
+(or nobody) may release an entry for a retry; a confirmed delivery is recorded whoever holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
+import secrets
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,9 +35,11 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
-from handlers.hooks.hook_metrics import OUTBOX_ERRORS
+from handlers.hooks.hook_metrics import LEASE_TAKEOVERS, OUTBOX_ERRORS
 from handlers.hooks.pg import create_pool
+from proxy.kernel.logs import fingerprint
 
+log = logging.getLogger("kratos_hooks.hooks.outbox")
 Kind = Literal["event", "identity"]
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -87,19 +102,34 @@ class Outbox(Protocol):
 
     async def close(self) -> None: ...
 
-    async def put(self, entry: Entry, *, reserve: bool, hold: float = 0.0) -> bool:
-        """Record ``entry``, due after ``hold`` seconds. With ``reserve`` nothing is written
-        when the key is already known (pending or delivered) and False is returned; without,
-        a known key is re-armed."""
+    async def put(
+        self, entry: Entry, *, reserve: bool, hold: float = 0.0, lease: float = 0.0
+    ) -> bool:
+        """Record ``entry``, due after ``hold`` seconds; with ``lease``, claimed by this process
+        for that long (as ``claim`` would). With ``reserve`` nothing is written when the key
+        is already known (pending or delivered) and False is returned; without, a known key
+        is re-armed."""
         ...
 
-    async def claim(self, limit: int, lease: float, kinds: Sequence[Kind]) -> list[Entry]:
-        """Due entries of ``kinds``, hidden from other claims for ``lease`` seconds."""
+    async def claim(
+        self,
+        limit: int,
+        lease: float,
+        kinds: Sequence[Kind],
+        keys: Sequence[str] | None = None,
+    ) -> list[Entry]:
+        """Due, unclaimed entries of ``kinds`` (and ``keys``, when given), claimed by this
+        process for ``lease`` seconds."""
         ...
 
-    async def delivered(self, key: str) -> None: ...
+    async def delivered(self, key: str) -> None:
+        """Record the entry as done (and its claim as ended), whoever holds the claim."""
+        ...
 
-    async def retry_later(self, key: str, delay: float, error: str) -> None: ...
+    async def retry_later(self, key: str, delay: float, error: str) -> None:
+        """End this process' claim: the entry is due again after ``delay`` seconds. A no-op
+        when another process holds the claim (it took over an expired one)."""
+        ...
 
     async def release(self, key: str) -> None:
         """Forget a pending entry (a reservation given back)."""
@@ -125,9 +155,29 @@ def quote_table(name: str) -> str:
     return f'"{name}"'
 
 
-_SELECT = (
-    "key, kind, payload::text, created_at, attempts, next_attempt_at, last_error, delivered_at"
+_COLUMNS = (
+    "key",
+    "kind",
+    "payload::text",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "delivered_at",
 )
+_SELECT = ", ".join(_COLUMNS)
+
+
+def identity_tag(key: str) -> str:
+    """The log tag of the identity an entry key names (``event:PATTERN:ID``,
+    ``identity:ID``): the same fingerprint the hooks log, never the raw id."""
+    return fingerprint(key.rsplit(":", 1)[-1])
+
+
+def owner_id() -> str:
+    """This process as a claim holder: readable in the table (host, pid), and unique even
+    when a restarted container gets the same pid again."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def _epoch(value: Any) -> float | None:
@@ -150,11 +200,14 @@ def _row_entry(row: asyncpg.Record) -> Entry:
 class PostgresOutbox:
     backend = "postgres"
 
-    def __init__(self, dsn: str, table: str, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self, dsn: str, table: str, *, timeout: float = 2.0, owner: str | None = None
+    ) -> None:
         self.dsn = dsn
         self.t = quote_table(table)
         self.index = quote_table(f"{table}_due")
         self.timeout = timeout
+        self.owner = owner or owner_id()
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
 
@@ -198,6 +251,8 @@ class PostgresOutbox:
                 last_error text NOT NULL DEFAULT '',
                 delivered_at timestamptz
             );
+            ALTER TABLE {self.t} ADD COLUMN IF NOT EXISTS claimed_by text;
+            ALTER TABLE {self.t} ADD COLUMN IF NOT EXISTS claimed_until timestamptz;
             CREATE INDEX IF NOT EXISTS {self.index} ON {self.t} (next_attempt_at)
                 WHERE delivered_at IS NULL;
         """
@@ -214,7 +269,10 @@ class PostgresOutbox:
         if self._pool is not None:
             await self._pool.close()
 
-    async def put(self, entry: Entry, *, reserve: bool, hold: float = 0.0) -> bool:
+    async def put(
+        self, entry: Entry, *, reserve: bool, hold: float = 0.0, lease: float = 0.0
+    ) -> bool:
+        # A re-armed key keeps its claim: whoever works on it finishes, then sees it due.
         on_conflict = (
             "DO NOTHING"
             if reserve
@@ -222,37 +280,76 @@ class PostgresOutbox:
             " next_attempt_at = EXCLUDED.next_attempt_at, last_error = ''"
         )
         sql = (
-            f"INSERT INTO {self.t} (key, kind, payload, next_attempt_at)"
-            f" VALUES ($1, $2, $3::jsonb, now() + make_interval(secs => $4))"
+            f"INSERT INTO {self.t}"
+            f" (key, kind, payload, next_attempt_at, claimed_by, claimed_until)"
+            f" VALUES ($1, $2, $3::jsonb, now() + make_interval(secs => $4), $5::text,"
+            f" CASE WHEN $5::text IS NULL THEN NULL"
+            f" ELSE now() + make_interval(secs => $6::float8) END)"
             f" ON CONFLICT (key) {on_conflict} RETURNING key"
         )
         payload = orjson.dumps(entry.payload).decode()
-        return await self._run("fetchval", sql, entry.key, entry.kind, payload, hold) is not None
-
-    async def claim(self, limit: int, lease: float, kinds: Sequence[Kind]) -> list[Entry]:
-        sql = (
-            f"UPDATE {self.t} SET next_attempt_at = now() + make_interval(secs => $2)"
-            f" WHERE key IN (SELECT key FROM {self.t} WHERE delivered_at IS NULL"
-            f" AND next_attempt_at <= now() AND kind = ANY($3::text[])"
-            f" ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING {_SELECT}"
+        holder = self.owner if lease > 0 else None
+        fresh = await self._run(
+            "fetchval", sql, entry.key, entry.kind, payload, hold, holder, lease
         )
-        rows = await self._run("fetch", sql, limit, lease, list(kinds))
+        return fresh is not None
+
+    async def claim(
+        self,
+        limit: int,
+        lease: float,
+        kinds: Sequence[Kind],
+        keys: Sequence[str] | None = None,
+    ) -> list[Entry]:
+        # SKIP LOCKED: a concurrent claimer passes over the rows this one is taking instead of
+        # waiting for them, then finds them leased. ``due.claimed_by`` is the previous holder.
+        only = "" if keys is None else " AND key = ANY($5::text[])"
+        returned = ", ".join(f"o.{c}" for c in _COLUMNS)
+        sql = (
+            f"WITH due AS (SELECT key, claimed_by FROM {self.t}"
+            f" WHERE delivered_at IS NULL AND next_attempt_at <= now()"
+            f" AND (claimed_until IS NULL OR claimed_until <= now())"
+            f" AND kind = ANY($3::text[]){only}"
+            f" ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            f" UPDATE {self.t} AS o SET claimed_by = $4,"
+            f" claimed_until = now() + make_interval(secs => $2)"
+            f" FROM due WHERE o.key = due.key RETURNING {returned}, due.claimed_by"
+        )
+        args: list[Any] = [limit, lease, list(kinds), self.owner]
+        if keys is not None:
+            args.append(list(keys))
+        rows = await self._run("fetch", sql, *args)
+        for row in rows:
+            previous = row[len(_COLUMNS)]
+            if previous is not None and previous != self.owner:
+                LEASE_TAKEOVERS.labels(self.backend).inc()
+                log.warning(
+                    "outbox entry taken over: the process that claimed it never finished",
+                    extra={
+                        "previous_owner": previous,
+                        "identity": identity_tag(row[0]),
+                        "kind": row[1],
+                    },
+                )
         return sorted((_row_entry(r) for r in rows), key=lambda e: e.created_at)
 
     async def delivered(self, key: str) -> None:
         # Only the key is still needed (the once-per-identity memory): drop the payload.
         sql = (
-            f"UPDATE {self.t} SET delivered_at = now(), last_error = '', payload = '{{}}'::jsonb"
-            f" WHERE key = $1"
+            f"UPDATE {self.t} SET delivered_at = now(), last_error = '', payload = '{{}}'::jsonb,"
+            f" claimed_by = NULL, claimed_until = NULL WHERE key = $1"
         )
         await self._run("execute", sql, key)
 
     async def retry_later(self, key: str, delay: float, error: str) -> None:
         sql = (
             f"UPDATE {self.t} SET attempts = attempts + 1, last_error = $3,"
-            f" next_attempt_at = now() + make_interval(secs => $2) WHERE key = $1"
+            f" next_attempt_at = now() + make_interval(secs => $2),"
+            f" claimed_by = NULL, claimed_until = NULL"
+            f" WHERE key = $1 AND delivered_at IS NULL"
+            f" AND (claimed_by IS NULL OR claimed_by = $4)"
         )
-        await self._run("execute", sql, key, delay, error[:500])
+        await self._run("execute", sql, key, delay, error[:500], self.owner)
 
     async def release(self, key: str) -> None:
         sql = f"DELETE FROM {self.t} WHERE key = $1 AND delivered_at IS NULL"

@@ -1,20 +1,20 @@
 """The background task that drains the outbox.
 
-Events are published as soon as the broker is reachable; when it is not, the whole pass
-backs off (tenacity, exponential with jitter, capped) and wakes early when the publisher
-reconnects. Identity entries are retried one by one with their own capped backoff
-(``retry_delay``), since one identity failing says nothing about the next.
+Events are claimed only while the broker is connected and handed to ``delivery.py``, which
+publishes each once and waits for its confirm; when the broker is away, or an outcome is
+unknown, the whole pass backs off (tenacity, exponential with jitter, capped) and wakes early
+when the publisher reconnects. Identity entries are retried one by one with their own capped
+backoff (``retry_delay``), since one identity failing says nothing about the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -24,25 +24,23 @@ from tenacity import (
     wait_random,
 )
 
+from handlers.hooks.delivery import Deliveries, retry_delay
+from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
 from handlers.hooks.hook_metrics import METADATA_WRITES, OUTBOX_AGE, OUTBOX_DEPTH, WELCOME_EVENTS
 from handlers.hooks.outbox import Entry, Kind, Outbox, OutboxUnavailable, Stats
-from handlers.hooks.publisher import BrokerUnavailable, Publisher
 from handlers.hooks.resolvers import ResolutionFailed
 from handlers.hooks.sync import IdentitySync
-from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
 from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.relay")
 KINDS: tuple[Kind, ...] = ("event", "identity")
 BATCH = 10
-
-
-def retry_delay(
-    attempts: int, *, base: float = 1.0, cap: float = 300.0, jitter: float = 0.2
-) -> float:
-    """Seconds before the next try of an entry that failed ``attempts`` times (pure)."""
-    delay = min(cap, base * (2.0 ** min(attempts, 30)))
-    return delay * (1 + jitter * random.random())
+# Outcomes that say the broker is away for every event, not just this one.
+BLOCKING: dict[str | None, str] = {
+    "unsent": "broker: not connected",
+    "unknown": "broker: outcome unknown",
+    None: "broker: no confirm yet",
+}
 
 
 class Blocked(Exception):
@@ -59,22 +57,22 @@ class Relay:
     def __init__(
         self,
         outbox: Outbox,
-        publisher: Publisher | None,
+        deliveries: Deliveries,
         sync: IdentitySync | None,
         *,
         interval: float,
         max_backoff: float,
-        publish_timeout: float,
         retention: float,
     ) -> None:
         self.outbox = outbox
-        self.publisher = publisher
+        self.deliveries = deliveries
+        self.publisher = deliveries.publisher
         self.sync = sync
         self.interval = interval
         self.max_backoff = max(0.1, max_backoff)
-        self.publish_timeout = publish_timeout
         self.retention = retention
         self.wake = asyncio.Event()
+        deliveries.on_release = self.kick
         self._last_housekeeping = 0.0
         self._blocked_by = ""  # the outage being waited out, logged once when it starts
 
@@ -128,14 +126,13 @@ class Relay:
     async def drain(self) -> PassResult:
         """Claim due entries until none is left; raise ``Blocked`` on a common outage."""
         total = PassResult()
-        # A claim hides entries for the lease, also from a restarted process: keep it short,
-        # and claim no events while the broker is known to be away.
-        lease = self.publish_timeout * BATCH + 5
         try:
             broker_up = self.publisher is not None and self.publisher.connected
+            # No events are claimed while the broker is known to be away: a claim would only
+            # hide them from other replicas for the lease.
             kinds: tuple[Kind, ...] = KINDS if broker_up else ("identity",)
             while True:
-                entries = await self.outbox.claim(BATCH, lease, kinds)
+                entries = await self.outbox.claim(BATCH, self.deliveries.lease, kinds)
                 if not entries:
                     break
                 result = await self._process(entries)
@@ -152,46 +149,42 @@ class Relay:
             await self.update_gauges()
         return total
 
-    async def deliver(self, entries: list[Entry]) -> PassResult:
-        """Deliver these entries now (an operator's replay), due or not."""
+    async def deliver(self, keys: Sequence[str]) -> PassResult:
+        """Deliver the entries of ``keys`` now (an operator's replay), if nobody holds them."""
         try:
+            kinds: tuple[Kind, ...] = KINDS
+            entries = await self.outbox.claim(len(keys), self.deliveries.lease, kinds, keys)
             return await self._process(entries)
         finally:
             await self.update_gauges()
 
     async def _process(self, entries: list[Entry]) -> PassResult:
         result = PassResult()
-        broker_down = ""
+        # Each event its own publish, all in flight together while the identities are synced;
+        # the confirm wait bounds the pass.
+        deliveries = [self.deliveries.start(e) for e in entries if e.kind == "event"]
         for entry in entries:
             if entry.kind == "event":
-                if broker_down:
-                    await self.outbox.retry_later(entry.key, 0.0, broker_down)
-                    continue
-                try:
-                    await self._publish(entry)
-                except BrokerUnavailable as exc:
-                    broker_down = f"broker: {exc}"
-                    await self.outbox.retry_later(entry.key, 0.0, broker_down)
-                    result.retried += 1
-                    continue
-                WELCOME_EVENTS.labels("relayed").inc()
+                continue
+            if await self._sync(entry):
+                await self.outbox.delivered(entry.key)
+                result.delivered += 1
             else:
-                if not await self._sync(entry):
-                    result.retried += 1
-                    continue
-            await self.outbox.delivered(entry.key)
-            result.delivered += 1
-        if broker_down:
-            raise Blocked(broker_down)
+                result.retried += 1
+        wait = self.deliveries.confirm_timeout + 1.0
+        outcomes = await asyncio.gather(*(d.wait(wait) for d in deliveries))
+        blocked = ""
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            # A confirmed one counts once it is recorded (a moment); the others settle behind.
+            if outcome == "confirmed" and await delivery.wait_settled(wait):
+                WELCOME_EVENTS.labels("relayed").inc()
+                result.delivered += 1
+            else:
+                result.retried += 1
+                blocked = BLOCKING.get(outcome, blocked)
+        if blocked:
+            raise Blocked(blocked)
         return result
-
-    async def _publish(self, entry: Entry) -> None:
-        if self.publisher is None:
-            raise BrokerUnavailable("RABBITMQ_URL is not set")
-        body = orjson.dumps(entry.payload["body"])
-        await self.publisher.publish(
-            body, str(entry.payload["message_id"]), timeout=self.publish_timeout
-        )
 
     async def _sync(self, entry: Entry) -> bool:
         if self.sync is None:

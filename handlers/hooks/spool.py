@@ -12,6 +12,10 @@ each compaction, so it cannot carry the lock): the service holds it shared for i
 an operator command (``outbox replay|purge``) takes it exclusive and refuses a file a live
 process holds; the kernel drops the lock when its holder dies, even by ``kill -9``. Reading a
 file without the lock is safe: appends are whole lines and a compaction is an atomic rename.
+
+Claims (leases) live in memory only, as the file has one process: a restarted process finds
+every pending entry due at once. Within the process, ``delivery.py`` keeps one publish in
+flight per entry, and a lease keeps the relay off an entry while the hook or it works on it.
 """
 
 from __future__ import annotations
@@ -245,12 +249,15 @@ class SpoolOutbox:
         await self._write({"op": "set", "entry": entry.as_json()})
 
     # --- the Outbox protocol --------------------------------------------------------------
-    async def put(self, entry: Entry, *, reserve: bool, hold: float = 0.0) -> bool:
+    async def put(
+        self, entry: Entry, *, reserve: bool, hold: float = 0.0, lease: float = 0.0
+    ) -> bool:
         async with self._lock:
             known = self.entries_by_key.get(entry.key)
             if known is not None and reserve:
                 return False
-            entry.next_attempt_at = time.time() + hold
+            now = time.time()
+            entry.next_attempt_at = now + hold
             self.entries_by_key[entry.key] = entry
             try:
                 await self._save(entry)
@@ -260,16 +267,26 @@ class SpoolOutbox:
                 else:
                     self.entries_by_key[entry.key] = known
                 raise
+            if lease > 0:
+                self._leases[entry.key] = now + lease
             return True
 
-    async def claim(self, limit: int, lease: float, kinds: Sequence[Kind]) -> list[Entry]:
+    async def claim(
+        self,
+        limit: int,
+        lease: float,
+        kinds: Sequence[Kind],
+        keys: Sequence[str] | None = None,
+    ) -> list[Entry]:
         now = time.time()
+        wanted = None if keys is None else set(keys)
         async with self._lock:
             due = [
                 e
                 for e in self.entries_by_key.values()
                 if e.delivered_at is None
                 and e.kind in kinds
+                and (wanted is None or e.key in wanted)
                 and e.next_attempt_at <= now
                 and self._leases.get(e.key, 0.0) <= now
             ]

@@ -1,10 +1,12 @@
 """POST /hooks/kratos/verification: the platform's welcome event, once per identity, never lost.
 
 Order matters for "never lost": the event is first written to the durable outbox (its
-unique key is the once-per-identity guard), then reserved in Redis (the guard shared by
-replicas whose outboxes are local spools), then published with a confirm. Kratos gets 200
-whatever the broker does: a confirmed event is marked delivered, an unconfirmed one stays in
-the outbox for the relay. Only when no outbox can record the event is 503 answered, so
+unique key is the once-per-identity guard), claimed by this process in the same write, then
+reserved in Redis (the guard shared by replicas whose outboxes are local spools), then
+published with a confirm (``delivery.py``). Kratos gets 200 whatever the broker does: the hook
+waits up to HOOKS_PUBLISH_TIMEOUT for the confirm and answers ``published`` or ``queued``; the
+publish itself goes on behind, so a late confirm still marks the entry delivered and nothing
+publishes it a second time. Only when no outbox can record the event is 503 answered, so
 Kratos retries instead of the event silently vanishing.
 """
 
@@ -17,10 +19,9 @@ from aiohttp import web
 
 from handlers.hooks.common import Answer, Call, json_answer
 from handlers.hooks.events import Welcome, envelope, event_key, message_id, parse_welcome
-from handlers.hooks.hook_keys import OUTBOX, PUBLISHER, RELAY, RESERVATIONS
+from handlers.hooks.hook_keys import DELIVERIES, OUTBOX, RESERVATIONS
 from handlers.hooks.hook_metrics import WELCOME_EVENTS
 from handlers.hooks.outbox import Entry, OutboxUnavailable
-from handlers.hooks.publisher import BrokerUnavailable
 from proxy.kernel.errors import DependencyUnavailable
 from proxy.kernel.kernel_keys import SETTINGS
 from proxy.kernel.logs import fingerprint
@@ -55,8 +56,8 @@ async def verification(request: web.Request, call: Call) -> Answer:
     entry = Entry(key, "event", {"message_id": msg_id, "body": document})
     outbox = request.app[OUTBOX]
     try:
-        # Held back from the relay while this call tries to publish it itself.
-        fresh = await outbox.put(entry, reserve=True, hold=settings.publish_timeout + 5)
+        # Claimed by this process: no relay publishes it while this call's publish is out.
+        fresh = await outbox.put(entry, reserve=True, lease=settings.outbox_lease)
     except OutboxUnavailable as exc:
         log.error("welcome event not recorded", extra={"identity": who, "error": str(exc)})
         raise DependencyUnavailable("The event could not be recorded; retry later") from exc
@@ -68,28 +69,21 @@ async def verification(request: web.Request, call: Call) -> Answer:
     if not fresh:
         WELCOME_EVENTS.labels("duplicate").inc()
         return json_answer({"status": "duplicate"}), "duplicate"
-    publisher = request.app[PUBLISHER]
-    try:
-        if publisher is None:
-            raise BrokerUnavailable("RABBITMQ_URL is not set")
-        # Part of the budget stays for noting the failure in the outbox and answering.
-        left = call.remaining(floor=0.0) - min(RECORD_RESERVE, settings.budget / 4)
-        timeout = min(settings.publish_timeout, max(0.05, left))
-        await publisher.publish(orjson.dumps(document), msg_id, timeout=timeout)
-    except BrokerUnavailable as exc:
-        try:
-            await outbox.retry_later(key, 0.0, f"broker: {exc}")
-        except OutboxUnavailable:
-            pass  # still held; the relay takes it when the hold expires
-        request.app[RELAY].kick()
+    delivery = request.app[DELIVERIES].start(entry)
+    # Part of the budget stays for answering; the publish itself is not bound by it.
+    left = call.remaining(floor=0.0) - min(RECORD_RESERVE, settings.budget / 4)
+    outcome = await delivery.wait(min(settings.publish_timeout, max(0.05, left)))
+    if outcome in ("confirmed", "unsent", "nacked"):
+        # Recorded behind, but quickly: waited for, so that what Kratos was told is on disk
+        # (delivered, or free for any relay) before a crash could intervene.
+        await delivery.wait_settled(call.remaining(floor=0.0) - 0.05)
+    if outcome != "confirmed":
         WELCOME_EVENTS.labels("outboxed").inc()
-        log.warning("welcome event kept in the outbox", extra={"identity": who, "error": str(exc)})
+        log.warning(
+            "welcome event kept in the outbox",
+            extra={"identity": who, "outcome": outcome or "no confirm yet"},
+        )
         return json_answer({"status": "queued"}), "queued"
-    try:
-        await outbox.delivered(key)
-    except OutboxUnavailable:
-        # Published but not marked: the relay may publish it again with the same message id.
-        log.warning("delivered event not marked", extra={"identity": who})
     WELCOME_EVENTS.labels("published").inc()
     log.info("welcome event published", extra={"identity": who})
     return json_answer({"status": "published"}), "published"

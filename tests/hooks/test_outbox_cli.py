@@ -10,10 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from handlers.hooks.outbox import Entry
+from handlers.hooks.outbox import Entry, PostgresOutbox
 from handlers.hooks.spool import SpoolBusy, SpoolOutbox
 from tests.hooks.cli_helpers import run_cli
 from tests.hooks.conftest import API_KEY, HEADER, Consumer, HooksFactory
+from tests.hooks.test_late_confirms import event_entry
 from tests.hooks.test_verification import expected_envelope, jsonnet_payload
 from tests.support.process import ServiceProcess
 from tests.support.relay import FaultyRelay
@@ -175,3 +176,34 @@ async def test_a_worker_starting_during_an_operator_command_waits_for_it(tmp_pat
     await again.open()  # the worker is gone: the file is free again
     assert list(again.entries_by_key) == ["event:X:1"]
     await again.close()
+
+
+async def test_replay_leaves_an_entry_a_live_replica_is_publishing(
+    consumer: Consumer, amqp_url: str, database_url: str, tmp_path: Path
+) -> None:
+    # A replica holds a claim (its publish still waits for a confirm): an operator's replay
+    # must not publish the entry beside it.
+    table = f"ob_{uuid.uuid4().hex[:8]}"
+    env = {
+        "SPOOL_DIR": str(tmp_path / "spool"),
+        "HOOKS_QUEUE": consumer.queue,
+        "DATABASE_URL": database_url,
+        "HOOKS_OUTBOX_TABLE": table,
+        "RABBITMQ_URL": amqp_url,
+    }
+    replica = PostgresOutbox(database_url, table, owner="live-replica")
+    await replica.start()
+    try:
+        held, free = str(uuid.uuid4()), str(uuid.uuid4())
+        assert await replica.put(event_entry(held), reserve=True, lease=60)
+        assert await replica.put(event_entry(free), reserve=True)
+        code, out, _ = await run_cli(["outbox", "replay"], **env)
+        assert "delivered 1, still pending 1" in out
+        assert code == 1
+        [body] = await consumer.drain(want=1, settle=0.5)
+        assert body["data"]["user"]["id"] == free
+        code, out, _ = await run_cli(["outbox", "replay", "--identity", held], **env)
+        assert "delivered 0, still pending 1" in out
+        assert await consumer.drain(want=1, timeout=0.3, settle=0.3) == [body]
+    finally:
+        await replica.close()

@@ -11,17 +11,17 @@ import pytest
 from config import ConfigError, load_settings
 from config.hooks import HooksSettings
 from handlers.hooks.auth import Credentials, check
+from proxy.kernel.breaker import CircuitBreaker
+from handlers.hooks.delivery import retry_delay
 from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
 from handlers.hooks.identity import parse_identity_call, policy_for
+from proxy.kernel.kratos_admin import merged_metadata, metadata_patch, next_page
 from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
 from handlers.hooks.pg import connect_options
-from handlers.hooks.relay import retry_delay
 from handlers.hooks.resolvers import Resolved, ResolverChain
 from handlers.hooks.spool import replay_lines
-from proxy.kernel.breaker import CircuitBreaker
 from proxy.kernel.errors import BadRequest
-from proxy.kernel.kratos_admin import merged_metadata, metadata_patch, next_page
 
 ID = "7f1c3b9e-6a0d-4a53-9b55-0a0f6f3e1f11"
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -219,6 +219,11 @@ def test_connect_options_keep_asyncpg_off_the_disk(monkeypatch: pytest.MonkeyPat
         ({"HOOKS_RESOLVE_TRAIT_QUERY": 'SELECT 1 FROM "user"'}, "HOOKS_RESOLVE_TRAIT_QUERY"),
         ({"HOOKS_RESOLVE_TRAIT_QUERY": "SELECT $1, $2"}, "HOOKS_RESOLVE_TRAIT_QUERY"),
         ({"HOOKS_RESOLVE_QUERY": "SELECT $10"}, "HOOKS_RESOLVE_QUERY"),
+        # A lease that can run out while its holder still waits for a confirm lets a second
+        # replica publish the same entry.
+        ({"HOOKS_OUTBOX_LEASE": "30"}, "HOOKS_OUTBOX_LEASE=30: must exceed HOOKS_CONFIRM"),
+        ({"HOOKS_CONFIRM_TIMEOUT": "90"}, "HOOKS_OUTBOX_LEASE=60: must exceed"),
+        ({"HOOKS_CONFIRM_TIMEOUT": "0"}, "HOOKS_CONFIRM_TIMEOUT=0"),
     ],
 )
 def test_bad_hook_settings_fail_at_load_naming_the_variable(
