@@ -188,8 +188,12 @@ runbook annotation points at its section of RUNBOOK.md. Thresholds: prometheusRu
     {{- end }}
     {{- if not (has "KratosHooksRulesRejected" $off) }}
     - alert: KratosHooksRulesRejected
+      # The error series is created by the first rejection, so increase() alone misses that
+      # one: a series that did not exist 15 minutes ago counts too.
       expr: >-
         sum by ({{ $by }}) (increase(kratos_hooks_decisions_rule_reloads_total{ {{- $s -}},result="error"}[15m])) > 0
+        or sum by ({{ $by }}) (kratos_hooks_decisions_rule_reloads_total{ {{- $s -}},result="error"}
+        unless kratos_hooks_decisions_rule_reloads_total{ {{- $s -}},result="error"} offset 15m)
       labels: {severity: warning}
       annotations:
         summary: "A new access-rules file was rejected"
