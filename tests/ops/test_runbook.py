@@ -82,3 +82,10 @@ def test_the_runbook_covers_each_dependency_outage() -> None:
         assert section in ANCHORS
     assert "a-rules-file-rejected" in ANCHORS
     assert Path(ROOT / "deploy" / "grafana" / "kratos-hooks.json").exists()
+
+
+def test_the_readme_lists_every_alert() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(KratosHooks\w+)` \|", readme, flags=re.M))
+    groups = yaml.safe_load(PLAIN_RULES.read_text(encoding="utf-8"))["groups"]
+    assert listed == {r["alert"] for g in groups for r in g["rules"]}
