@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from config.errors import ConfigError
 from config.fields import setting
 
 
@@ -98,8 +99,6 @@ class BackoffSettings:
         return {kind: url for kind, url in urls.items() if url}
 
     def __post_init__(self) -> None:
-        from config.loader import ConfigError  # the loader imports this module
-
         for bucket in ("identifier", "ip", "pair"):
             free = getattr(self, f"{bucket}_free")
             base = getattr(self, f"{bucket}_base")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from config.errors import ConfigError
 from config.fields import setting
 
 
@@ -46,3 +47,17 @@ class DecisionsSettings:
     roles_path: str = setting(
         "roles", "DECISIONS_ROLES_PATH", doc="dotted path of the roles list in metadata_public"
     )
+
+    def __post_init__(self) -> None:
+        if self.no_match_status not in {401, 403, 404}:
+            raise ConfigError(
+                f"DECISIONS_NO_MATCH_STATUS={self.no_match_status}: expected 401, 403 or 404"
+            )
+        if not self.login_url.startswith(("/", "http://", "https://")):
+            raise ConfigError(
+                f"DECISIONS_LOGIN_URL={self.login_url!r}: expected an absolute URL or a /path"
+            )
+        if self.cache_size < 1:
+            raise ConfigError(f"DECISIONS_CACHE_SIZE={self.cache_size}: expected >= 1")
+        if self.whoami_timeout <= 0:
+            raise ConfigError(f"DECISIONS_WHOAMI_TIMEOUT={self.whoami_timeout}: expected > 0")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from config.errors import ConfigError
 from config.fields import setting
 from config.redact import mask_url_credentials
 
@@ -136,8 +137,6 @@ class HooksSettings:
     )
 
     def __post_init__(self) -> None:
-        from config.loader import ConfigError  # the loader imports this module
-
         if not _IDENTIFIER.fullmatch(self.outbox_table):
             raise ConfigError(
                 f"HOOKS_OUTBOX_TABLE={self.outbox_table!r}: expected a plain SQL identifier"

@@ -16,15 +16,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from config.errors import ConfigError
 from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
 
 T = TypeVar("T")
 CONFIG_ENV = "KRATOS_HOOKS_CONFIG"
-
-
-class ConfigError(ValueError):
-    """An invalid setting; ``str()`` is a single human-readable line."""
 
 
 def _parse_bool(raw: object) -> bool:
@@ -157,8 +154,6 @@ def _validate(settings: Settings) -> None:
             f"PUBLIC_PATH_PREFIX={prefix!r}: expected a path like /ory/kratos/public"
             " (no trailing /)"
         )
-    if settings.server.workers < 1:
-        raise ConfigError(f"WORKERS={settings.server.workers}: expected an integer >= 1")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

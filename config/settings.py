@@ -13,6 +13,7 @@ from typing import Literal
 
 from config.backoff import BackoffSettings
 from config.decisions import DecisionsSettings
+from config.errors import ConfigError
 from config.fields import IPNetwork, ListenAddress, setting
 from config.hooks import HooksSettings
 
@@ -39,6 +40,11 @@ class ServerSettings:
     max_body_size: int = setting(
         64 * 1024, "MAX_BODY_SIZE", doc="bytes accepted by internal JSON endpoints"
     )
+
+    def __post_init__(self) -> None:
+        # Also run by ``--workers`` (``dataclasses.replace``): one check for both spellings.
+        if self.workers < 1:
+            raise ConfigError(f"WORKERS (--workers)={self.workers}: expected an integer >= 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,12 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         if getattr(args, "workers", None) is not None:
-            workers = args.workers
-            if workers < 1:
-                raise ConfigError(f"--workers={workers}: expected an integer >= 1")
-            settings = dataclasses.replace(
-                settings, server=dataclasses.replace(settings.server, workers=workers)
-            )
+            server_settings = dataclasses.replace(settings.server, workers=args.workers)
+            settings = dataclasses.replace(settings, server=server_settings)
     except ConfigError as exc:
         print(f"kratos-hooks: invalid configuration: {exc}", file=sys.stderr)
         return 2

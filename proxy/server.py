@@ -20,10 +20,11 @@ from aiohttp import web
 
 from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
-from proxy.kernel.health import Health
 from proxy.app import build_apps
 from proxy.kernel.access_log import AccessLogger
+from proxy.kernel.health import Health
 from proxy.kernel.logs import server_logger
+from proxy.shared import Shared
 
 log = logging.getLogger("kratos_hooks")
 
@@ -31,14 +32,22 @@ log = logging.getLogger("kratos_hooks")
 @dataclass(slots=True)
 class Running:
     runners: list[web.AppRunner]
-    health: Health
+    shared: Shared
     public_port: int
     internal_port: int
 
+    @property
+    def health(self) -> Health:
+        return self.shared.health
+
     async def stop(self) -> None:
-        """Stop accepting on every listener, let in-flight requests finish, close resources."""
+        """Stop accepting on every listener, let in-flight requests finish, close the apps'
+        resources, then what both shared."""
         self.health.draining = True
-        await asyncio.gather(*(runner.cleanup() for runner in self.runners))
+        try:
+            await asyncio.gather(*(runner.cleanup() for runner in self.runners))
+        finally:
+            await self.shared.close()
 
 
 def _bound_port(runner: web.AppRunner) -> int:
@@ -86,15 +95,19 @@ def announce_defaults(settings: Settings) -> None:
 
 
 async def start(settings: Settings) -> Running:
-    public, internal, health = build_apps(settings)
-    runners = [await _listen(public, settings.server.public_listen, settings)]
+    shared = Shared.open(settings)
+    runners: list[web.AppRunner] = []
     try:
+        public, internal = build_apps(shared)
+        runners.append(await _listen(public, settings.server.public_listen, settings))
         runners.append(await _listen(internal, settings.server.internal_listen, settings))
     except BaseException:
-        await runners[0].cleanup()
+        for runner in runners:
+            await runner.cleanup()
+        await shared.close()
         raise
-    health.listening = True
-    running = Running(runners, health, _bound_port(runners[0]), _bound_port(runners[1]))
+    shared.health.listening = True
+    running = Running(runners, shared, _bound_port(runners[0]), _bound_port(runners[1]))
     log.info(
         "listening",
         extra={

@@ -14,11 +14,11 @@ from typing import Literal, Protocol
 
 from multidict import CIMultiDictProxy
 
-from proxy.kernel.cookies import cookie_value
 from handlers.decisions.rules import AuthenticatorName
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
 from handlers.decisions.whoami import Credential, WhoamiResult
+from proxy.kernel.cookies import cookie_value
 
 Outcome = Literal["subject", "none", "invalid", "step_up", "error"]
 TOKEN_PREFIX = "ory_st_"

@@ -15,37 +15,21 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
 
-from config.decisions import DecisionsSettings
-from config.loader import ConfigError
 from handlers.decisions.authenticators import Anonymous, Authenticator, SessionCookie, SessionToken
 from handlers.decisions.decision_keys import DECIDER, RULES, WEBHOOK_HTTP, WHOAMI_HTTP
 from handlers.decisions.handler import ENDPOINT, Decider, handle
-from handlers.decisions.purge import listen_purges
+from handlers.decisions.purge import Purger
 from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
 from handlers.decisions.remote import RemoteAuthorizer
 from handlers.decisions.request import ProxyTrust
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.whoami import WhoamiClient
+from proxy.kernel.bus import Bus, SessionEnded
 from proxy.kernel.health import Health
 from proxy.kernel.kernel_keys import REDIS, SETTINGS
 
 log = logging.getLogger("kratos_hooks.decisions")
-
-
-def check_settings(settings: DecisionsSettings) -> None:
-    if settings.no_match_status not in {401, 403, 404}:
-        raise ConfigError(
-            f"DECISIONS_NO_MATCH_STATUS={settings.no_match_status}: expected 401, 403 or 404"
-        )
-    if not settings.login_url.startswith(("/", "http://", "https://")):
-        raise ConfigError(
-            f"DECISIONS_LOGIN_URL={settings.login_url!r}: expected an absolute URL or a /path"
-        )
-    if settings.cache_size < 1:
-        raise ConfigError(f"DECISIONS_CACHE_SIZE={settings.cache_size}: expected >= 1")
-    if settings.whoami_timeout <= 0:
-        raise ConfigError(f"DECISIONS_WHOAMI_TIMEOUT={settings.whoami_timeout}: expected > 0")
 
 
 async def _whoami_http(app: web.Application) -> AsyncIterator[None]:
@@ -114,17 +98,29 @@ async def _decider(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _purge_listener(app: web.Application) -> AsyncIterator[None]:
-    client = app[REDIS]
-    task = None
-    if client is not None:
-        prefix = app[SETTINGS].store.redis_key_prefix
-        task = asyncio.create_task(listen_purges(client, prefix), name="decisions-purge-listener")
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _purge_listener(bus: Bus) -> Any:
+    """Logouts the edge saw, and those other replicas publish, purge this process's cache."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        purger = Purger(
+            app[DECIDER].cache,
+            lambda: app[REDIS],
+            settings.store.redis_key_prefix,
+            settings.decisions.cache_ttl,
+        )
+        bus.subscribe(SessionEnded, purger.session_ended)
+        client = app[REDIS]
+        task = None
+        if client is not None:
+            task = asyncio.create_task(purger.listen(client), name="decisions-purge-listener")
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context
 
 
 def _rules_probe(app: web.Application) -> Any:
@@ -137,15 +133,14 @@ def _rules_probe(app: web.Application) -> Any:
     return probe
 
 
-def install_decisions(app: web.Application, health: Health) -> None:
-    check_settings(app[SETTINGS].decisions)
+def install_decisions(app: web.Application, health: Health, bus: Bus) -> None:
     # First of all: a broken rules file must stop start-up before any resource is opened
     # (aiohttp does not unwind the contexts entered before a failing one).
     app.cleanup_ctx.insert(0, _rules)
     app.cleanup_ctx.append(_whoami_http)
     app.cleanup_ctx.append(_webhook_http)
     app.cleanup_ctx.append(_decider)
-    app.cleanup_ctx.append(_purge_listener)
+    app.cleanup_ctx.append(_purge_listener(bus))
     app.router.add_route("*", ENDPOINT, handle)
     app.router.add_route("*", ENDPOINT + "/{tail:.*}", handle)
     health.register("decisions_rules", _rules_probe(app))

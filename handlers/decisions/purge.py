@@ -59,15 +59,12 @@ class Purger:
             return
         marker = Entry(WhoamiResult("invalid"), time.time() + self._ttl, purged=True)
         try:
-            async with redis_call():
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.set(
-                        session_key(self._prefix, key),
-                        encode(marker),
-                        px=max(1, int(self._ttl * 1000)),
-                    )
-                    pipe.publish(purge_channel(self._prefix), key)
-                    await pipe.execute()
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.set(
+                    session_key(self._prefix, key), encode(marker), px=max(1, int(self._ttl * 1000))
+                )
+                pipe.publish(purge_channel(self._prefix), key)
+                await redis_call(pipe.execute())
         except RedisUnavailable as exc:
             REDIS_ERRORS.inc()
             log.warning("logout purge not shared with other replicas", extra={"error": str(exc)})

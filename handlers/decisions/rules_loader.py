@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from config.loader import ConfigError
+from config.errors import ConfigError
 from handlers.decisions.headers import template_error
 from handlers.decisions.paths import ALLOWANCES, FRAGMENT, MALFORMED, canonical_glob, describe
 from handlers.decisions.rules import (

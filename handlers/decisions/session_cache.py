@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 from handlers.decisions.decision_metrics import REDIS_ERRORS, SESSION_CACHE
 from handlers.decisions.subject import parse_time
 from handlers.decisions.whoami import Credential, WhoamiClient, WhoamiResult
-from proxy.kernel.redis import RedisUnavailable, redis_call
 from proxy.kernel.digests import sha256_hex
+from proxy.kernel.redis import RedisUnavailable, redis_call
 
 log = logging.getLogger("kratos_hooks.decisions")
 LOCAL_HIT = SESSION_CACHE.labels("local", "hit")

@@ -24,7 +24,6 @@ from handlers.hooks.install import (
     make_database_outbox,
     make_deliveries,
     make_resolvers,
-    make_session,
     make_sync,
 )
 from handlers.hooks.outbox import Entry, Outbox, OutboxUnavailable
@@ -33,6 +32,7 @@ from handlers.hooks.reconcile import default_progress, reconcile
 from handlers.hooks.relay import PassResult, Relay
 from handlers.hooks.spool import SpoolBusy, SpoolOutbox, purgeable, read_spool, spool_files
 from handlers.hooks.sync import IdentitySync
+from proxy.kernel.http_clients import api_session
 from proxy.kernel.logs import fingerprint
 
 CONNECT_WAIT = 10.0
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 @contextlib.asynccontextmanager
 async def _sync(settings: Settings) -> AsyncIterator[IdentitySync]:
-    admin_session = make_session(settings)
-    platform_session = make_session(settings)
+    admin_session = api_session(settings)
+    platform_session = api_session(settings)
     sync = make_sync(settings, admin_session, make_resolvers(settings, platform_session))
     try:
         yield sync

@@ -17,20 +17,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from handlers.hooks.auth import ENABLING_SETTINGS, check
-from handlers.hooks.hook_keys import CREDENTIALS
 from handlers.hooks.hook_metrics import HOOK_LATENCY, HOOK_REQUESTS
-from proxy.kernel.bodies import read_bounded
-from proxy.kernel.errors import BadRequest, KratosHooksError, Unauthorized
-from proxy.kernel.kernel_keys import ROUTE, SETTINGS
+from proxy.kernel.errors import BadRequest, KratosHooksError
+from proxy.kernel.hook_gate import HookNotConfigured
+from proxy.kernel.kernel_keys import HOOK_GATE, ROUTE, SETTINGS
 
 log = logging.getLogger("kratos_hooks.hooks")
-
-
-class HookNotConfigured(KratosHooksError):
-    status = 503
-    error_id = "hook_not_configured"
-    message = "This hook is not enabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +46,6 @@ Answer = tuple[web.StreamResponse, str]
 HookHandler = Callable[[web.Request, Call], Awaitable[Answer]]
 
 
-def _authenticate(request: web.Request) -> None:
-    verdict = check(request.app[CREDENTIALS], request.headers)
-    if verdict == "not_configured":
-        raise HookNotConfigured(f"Set {ENABLING_SETTINGS} to enable the Kratos hooks")
-    if verdict == "unauthorized":
-        raise Unauthorized("Missing or invalid hook credentials")
-
-
-async def authenticated_body(request: web.Request) -> bytes:
-    """The body of a call to any internal hook endpoint, once its credentials are checked:
-    the one gate every ``/hooks/kratos/*`` route goes through (the compatibility endpoints of
-    the login backoff too), so none of them can be reached more cheaply than the others."""
-    _authenticate(request)
-    return await read_bounded(request, request.app[SETTINGS].hooks.max_body_size)
-
-
 def _outcome_of(exc: KratosHooksError) -> str:
     if isinstance(exc, HookNotConfigured):
         return "not_configured"
@@ -85,7 +61,7 @@ def hook(name: str, handler: HookHandler) -> Callable[[web.Request], Awaitable[w
         started = time.perf_counter()
         outcome, status = "error", 500
         try:
-            body = await authenticated_body(request)
+            body = await request.app[HOOK_GATE].body(request)
             response, outcome = await handler(request, Call(body, started, settings.budget))
             status = response.status
             return response

@@ -6,7 +6,6 @@ import asyncio
 
 from aiohttp import ClientSession, web
 
-from handlers.hooks.auth import Credentials
 from handlers.hooks.delivery import Deliveries
 from handlers.hooks.outbox import Outbox
 from handlers.hooks.publisher import Publisher
@@ -15,7 +14,6 @@ from handlers.hooks.reservation import Reservations
 from handlers.hooks.resolvers import ResolverChain
 from handlers.hooks.sync import IdentitySync
 
-CREDENTIALS = web.AppKey("hooks_credentials", Credentials)
 OUTBOX: web.AppKey[Outbox] = web.AppKey("hooks_outbox")
 PUBLISHER: web.AppKey[Publisher | None] = web.AppKey("hooks_publisher")
 DELIVERIES = web.AppKey("hooks_deliveries", Deliveries)

@@ -14,18 +14,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
+from aiohttp import ClientSession, web
 
 from config.settings import Settings
-from proxy.kernel.health import Health
-from handlers.hooks.auth import ENABLING_SETTINGS, Credentials
 from handlers.hooks.common import hook
 from handlers.hooks.delivery import Deliveries
 from handlers.hooks.fallback import FallbackOutbox
 from handlers.hooks.hook_keys import (
     ADMIN_SESSION,
     BACKGROUND,
-    CREDENTIALS,
     DELIVERIES,
     OUTBOX,
     PLATFORM_SESSION,
@@ -50,7 +47,8 @@ from handlers.hooks.resolvers import (
 from handlers.hooks.spool import SpoolOutbox, spool_filename
 from handlers.hooks.sync import IdentitySync, MetadataKeys
 from handlers.hooks.verification import verification
-from proxy.kernel.breaker import CircuitBreaker
+from proxy.kernel.health import Health
+from proxy.kernel.http_clients import api_session, breaker, session_context
 from proxy.kernel.kernel_keys import REDIS, SETTINGS
 from proxy.kernel.kratos_admin import KratosAdmin
 
@@ -76,20 +74,6 @@ def make_outbox(settings: Settings) -> Outbox:
     return spool if database is None else FallbackOutbox(database, spool)
 
 
-def make_session(settings: Settings, pool_size: int = 16) -> ClientSession:
-    return ClientSession(
-        connector=TCPConnector(limit=pool_size, keepalive_timeout=15),
-        cookie_jar=DummyCookieJar(),
-        timeout=ClientTimeout(total=max(1.0, settings.hooks.http_timeout * 4)),
-        trust_env=False,
-    )
-
-
-def make_breaker(settings: Settings, name: str) -> CircuitBreaker:
-    hooks = settings.hooks
-    return CircuitBreaker(name, hooks.breaker_failures, hooks.breaker_cooldown)
-
-
 def make_resolvers(settings: Settings, session: ClientSession) -> ResolverChain:
     hooks = settings.hooks
     chain: list[Resolver] = []
@@ -107,7 +91,7 @@ def make_resolvers(settings: Settings, session: ClientSession) -> ResolverChain:
                     hooks.platform_api_url.rstrip("/") + hooks.resolve_path,
                     timeout=hooks.http_timeout,
                     attempts=hooks.http_attempts,
-                    breaker=make_breaker(settings, "platform_api"),
+                    breaker=breaker(settings, "platform_api"),
                 )
             )
     return ResolverChain(chain)
@@ -135,7 +119,7 @@ def make_sync(
         settings.kratos.admin_url,
         token=settings.kratos.admin_token,
         timeout=settings.hooks.http_timeout,
-        breaker=make_breaker(settings, "kratos_admin"),
+        breaker=breaker(settings, "kratos_admin"),
     )
     keys = MetadataKeys(settings.hooks.metadata_user_key, settings.hooks.metadata_agent_key)
     return IdentitySync(chain, admin, keys, make_trait_lookup(settings))
@@ -181,15 +165,6 @@ async def deliveries_context(app: web.Application) -> AsyncIterator[None]:
     # A publish still out gets to learn its outcome (a late confirm) before the connection
     # closes; what stays unknown is left claimed, and published again after the lease.
     await deliveries.close(min(settings.server.shutdown_timeout, settings.hooks.confirm_timeout))
-
-
-def _session_context(key: web.AppKey[ClientSession]) -> Any:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        app[key] = make_session(app[SETTINGS])
-        yield
-        await app[key].close()
-
-    return context
 
 
 async def resolvers_context(app: web.Application) -> AsyncIterator[None]:
@@ -280,19 +255,6 @@ def _probes(app: web.Application, health: Health) -> None:
 def install(app: web.Application, health: Health) -> None:
     """The INTERNAL_FEATURES installer of the Kratos hooks."""
     settings = app[SETTINGS]
-    credentials = Credentials.from_settings(settings.hooks)
-    app[CREDENTIALS] = credentials
-    if not credentials.configured:
-        if credentials.insecure:
-            log.warning(
-                "HOOKS_INSECURE_NO_AUTH is set: the Kratos hooks accept UNAUTHENTICATED calls; "
-                "never run like this outside a laptop"
-            )
-        else:
-            log.warning(
-                "no hook credentials configured: /hooks/kratos/* answer 503 until %s is set",
-                ENABLING_SETTINGS,
-            )
     if not settings.store.database_url and settings.server.workers > 1:
         log.warning(
             "WORKERS > 1 without DATABASE_URL: each worker keeps its own spool file and its "
@@ -301,8 +263,8 @@ def install(app: web.Application, health: Health) -> None:
     app.cleanup_ctx.append(outbox_context)
     app.cleanup_ctx.append(publisher_context)
     app.cleanup_ctx.append(deliveries_context)
-    app.cleanup_ctx.append(_session_context(ADMIN_SESSION))
-    app.cleanup_ctx.append(_session_context(PLATFORM_SESSION))
+    app.cleanup_ctx.append(session_context(ADMIN_SESSION, api_session))
+    app.cleanup_ctx.append(session_context(PLATFORM_SESSION, api_session))
     app.cleanup_ctx.append(resolvers_context)
     app.cleanup_ctx.append(background_context)
     app.cleanup_ctx.append(relay_context)

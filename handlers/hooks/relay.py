@@ -25,11 +25,11 @@ from tenacity import (
 )
 
 from handlers.hooks.delivery import Deliveries, retry_delay
-from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
 from handlers.hooks.hook_metrics import METADATA_WRITES, OUTBOX_AGE, OUTBOX_DEPTH, WELCOME_EVENTS
 from handlers.hooks.outbox import Entry, Kind, Outbox, OutboxUnavailable, Stats
 from handlers.hooks.resolvers import ResolutionFailed
 from handlers.hooks.sync import IdentitySync
+from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone
 from proxy.kernel.logs import fingerprint
 
 log = logging.getLogger("kratos_hooks.hooks.relay")

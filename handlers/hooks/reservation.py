@@ -28,7 +28,9 @@ class Reservations:
             return None
         try:
             return bool(
-                await redis_call(self.client.set(self.prefix + key, b"1", nx=True, ex=self.retention))
+                await redis_call(
+                    self.client.set(self.prefix + key, b"1", nx=True, ex=self.retention)
+                )
             )
         except RedisUnavailable as exc:
             RESERVATION_ERRORS.labels("reserve").inc()

@@ -105,7 +105,9 @@ class AiohttpHooked:
         except (ClientError, TimeoutError) as exc:
             kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
             UPSTREAM_ERRORS.labels(kind).inc()
-            log.warning("a fetch on the caller's behalf failed", extra={"error": type(exc).__name__})
+            log.warning(
+                "a fetch on the caller's behalf failed", extra={"error": type(exc).__name__}
+            )
             return None
         return _Answer(upstream, head, complete)
 

@@ -78,7 +78,7 @@ class Forwarder:
     def identify(self, request: web.BaseRequest) -> tuple[str, str, bool]:
         """(client ip, socket peer, whether the peer is a trusted proxy), computed once per
         request: the guard's buckets and the forwarded headers read the same answer."""
-        known = request.get(_IDENTITY)
+        known: tuple[str, str, bool] | None = request.get(_IDENTITY)
         if known is not None:
             return known
         peer = request.remote or ""

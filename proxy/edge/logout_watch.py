@@ -14,7 +14,7 @@ import orjson
 
 from proxy.kernel.bodies import SMALL_BODY
 from proxy.kernel.bus import Bus, SessionEnded
-from proxy.kernel.hooked import Hook, HookTable, Hooked, Reply
+from proxy.kernel.hooked import Hook, Hooked, HookTable, Reply
 
 API_LOGOUT = "/self-service/logout/api"
 BROWSER_LOGOUT = "/self-service/logout"

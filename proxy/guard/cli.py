@@ -20,10 +20,11 @@ from redis.driver_info import DriverInfo
 
 from config.settings import Settings
 from proxy.guard.core import Guard
-from proxy.guard.identity import Keyer, address_group, normalise_identifier
+from proxy.guard.identity import Keyer, address_group
 from proxy.guard.policy import BucketPolicy
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, StoreUnavailable
+from proxy.guard.support import reset, reset_address
 from proxy.kernel.errors import DependencyUnavailable
 from proxy.kernel.logs import fingerprint
 
@@ -95,10 +96,11 @@ def _guard(settings: Settings, client: aioredis.Redis) -> Guard:
 
 def _bucket(guard: Guard, args: argparse.Namespace) -> tuple[str, str, BucketPolicy]:
     """(how the bucket is shown, its key, its policy) for an identifier or ``--ip``."""
+    names = guard.names
     if args.ip is not None:
-        return f"address {address_group(args.ip)}", guard.address_key(args.ip), guard.policies.ip
-    tag = fingerprint(guard.keyer.identifier(normalise_identifier(args.identifier)))
-    return f"identifier {tag}", guard.identifier_key(args.identifier), guard.policies.identifier
+        return f"address {address_group(args.ip)}", names.address_key(args.ip), names.policies.ip
+    tag = fingerprint(names.hashed_identifier(args.identifier))
+    return f"identifier {tag}", names.identifier_key(args.identifier), names.policies.identifier
 
 
 async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo) -> int:
@@ -110,9 +112,9 @@ async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo)
         label, key, policy = _bucket(guard, args)
         if args.backoff_command == "clear":
             if args.ip is not None:
-                cleared = await guard.reset_address(args.ip, cause="cli")
+                cleared = await reset_address(guard, args.ip, cause="cli")
             else:
-                cleared = await guard.reset(args.identifier, cause="cli")
+                cleared = await reset(guard, args.identifier, cause="cli")
             print(f"{label}: cleared ({cleared} keys)")
             return 0
         report = await guard.report(key)

@@ -17,7 +17,7 @@ resets every password identifier it has. It always answers 200 at once: Kratos m
 on it, and a missed reset only means the user waits out a backoff they had already earned.
 
 Whoever can call these endpoints can lock accounts out or forgive them, so they pass the
-Kratos hooks' own gate (``handlers.hooks.common.authenticated_body``): the hooks' credentials
+Kratos hooks' own gate (``kernel.hook_gate``): the hooks' credentials
 (``HOOKS_API_KEYS`` / ``HOOKS_BASIC_AUTH``), 503 naming them while none is configured (unless
 ``HOOKS_INSECURE_NO_AUTH``), 401 on a wrong or missing one, and ``HOOKS_MAX_BODY_SIZE``.
 """
@@ -32,18 +32,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from proxy.kernel.health import Health
-from handlers.hooks.auth import Credentials
-from handlers.hooks.common import authenticated_body
-from handlers.hooks.hook_keys import CREDENTIALS
-from handlers.hooks.install import make_breaker, make_session
+from proxy.guard.core import Guard
+from proxy.guard.flows import lockout_message, seconds
 from proxy.guard.guard_keys import GUARD
 from proxy.guard.guard_metrics import AFTER_LOGIN_LOOKUPS
-from proxy.guard.install import guard_context
-from proxy.guard.respond import lockout_message, seconds
 from proxy.guard.store import FlowHold
+from proxy.guard.support import reset
 from proxy.kernel.errors import BadRequest
-from proxy.kernel.kernel_keys import ROUTE, SETTINGS
+from proxy.kernel.http_clients import api_session, breaker
+from proxy.kernel.kernel_keys import HOOK_GATE, ROUTE, SETTINGS
 from proxy.kernel.kratos_admin import AdminUnavailable, IdentityGone, KratosAdmin
 from proxy.kernel.logs import fingerprint
 
@@ -65,7 +62,7 @@ def password_identifiers(identity: Mapping[str, Any]) -> list[str]:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await authenticated_body(request)
+    raw = await request.app[HOOK_GATE].body(request)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -100,7 +97,7 @@ async def before_login(request: web.Request) -> web.Response:
     body = await _body(request)
     identifier = _field(body, "identifier")
     flow_id = _field(body, "flow_id")
-    subject = guard.subject(identifier, _client_ip(body, request))
+    subject = guard.names.subject(identifier, guard.names.address(_client_ip(body, request)))
     verdict, _ = await guard.begin(subject, count=True)
     if verdict.allowed:
         return web.json_response({"allowed": True, "retry_after_seconds": 0})
@@ -156,30 +153,28 @@ async def after_login(request: web.Request) -> web.Response:
     if not identifiers:
         return web.json_response({"reset": False, "reason": reason})
     for each in identifiers:
-        await guard.reset(each, cause="after_login", ip=ip)
+        await reset(guard, each, cause="after_login", ip=ip)
     return web.json_response({"reset": True})
 
 
 async def admin_context(app: web.Application) -> AsyncIterator[None]:
     """Kratos' Admin API client of the after-login endpoint (its own pool and breaker)."""
     settings = app[SETTINGS]
-    session = make_session(settings, pool_size=4)
+    session = api_session(settings, pool_size=4)
     app[ADMIN] = KratosAdmin(
         session,
         settings.kratos.admin_url,
         token=settings.kratos.admin_token,
         timeout=settings.hooks.http_timeout,
-        breaker=make_breaker(settings, "kratos_admin_login_backoff"),
+        breaker=breaker(settings, "kratos_admin_login_backoff"),
     )
     yield
     await session.close()
 
 
-def install_internal(app: web.Application, health: Health) -> None:
-    """The INTERNAL_FEATURES installer."""
-    if CREDENTIALS not in app:  # the hooks' installer normally made them already
-        app[CREDENTIALS] = Credentials.from_settings(app[SETTINGS].hooks)
-    app.cleanup_ctx.append(guard_context)
+def install_internal(app: web.Application, guard: Guard) -> None:
+    """The compatibility endpoints on the internal listener, behind the hooks' gate."""
+    app[GUARD] = guard
     app.cleanup_ctx.append(admin_context)
     app.router.add_post(f"{BASE}/before-login", before_login)
     app.router.add_post(f"{BASE}/after-login", after_login)

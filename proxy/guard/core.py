@@ -136,7 +136,7 @@ class Guard:
         if attempt.settled:
             return
         attempt.settled = True
-        self._settling.start(self._settle(attempt, outcome))
+        self._settling.start(self._settle(attempt, outcome), name="settle-attempt")
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for attempts still settling (at shutdown, before the store closes)."""

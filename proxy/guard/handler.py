@@ -10,6 +10,8 @@ a body type Kratos refuses unread, a link) passes through; a submission that can
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from proxy.guard.classify import (
@@ -39,6 +41,8 @@ from proxy.kernel.errors import BadRequest, BodyTooLarge, DependencyUnavailable
 from proxy.kernel.hooked import Hook, Hooked, Reply
 from proxy.kernel.mediatype import media_type
 
+log = logging.getLogger("kratos_hooks.guard")
+
 # What the flow view drops from Kratos' headers when it writes the flow anew.
 _REWRITTEN = ("Content-Length", "Content-Encoding", "ETag")
 
@@ -62,7 +66,10 @@ async def answer_block(
         await guard.remember_flow(flow_id, FlowHold(guard.clock() + block.wait, rate=rate))
         if json_mode:
             answer = await request.fetch(f"/self-service/{kind}/flows?id={flow_id}")
-            flow = as_flow(document(answer)) if answer and answer.status == 200 else None
+            if answer is None:
+                log.warning("flow unavailable for a lockout answer")
+            elif answer.status == 200:
+                flow = as_flow(document(answer))
     return blocked(
         block, guard.config, flow=flow, ui_url=guard.ui.get(kind), drop_ids=guard.failure_ids
     )

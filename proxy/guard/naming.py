@@ -77,7 +77,9 @@ class BucketNames:
     def hashed_identifier(self, identifier: str) -> str:
         return self.keyer.identifier(normalise_identifier(identifier))
 
-    def identifier_keys(self, hashed: str, address: str | None = None) -> tuple[list[str], list[str]]:
+    def identifier_keys(
+        self, hashed: str, address: str | None = None
+    ) -> tuple[list[str], list[str]]:
         """(keys, key prefixes) that hold an identifier's state: its bucket and its pairs —
         every pair, or only the one with ``address``."""
         keys = [_identifier_key(hashed)]

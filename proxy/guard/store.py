@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from proxy.kernel.redis import RedisUnavailable
 from proxy.guard.policy import (
     ALLOWED,
     MIN_RETRY,
@@ -25,7 +24,7 @@ from proxy.guard.policy import (
     decide,
     judge,
 )
-
+from proxy.kernel.redis import RedisUnavailable
 
 # The store could not answer (Redis down, timed out, or refused the script): the kernel's one
 # translation of Redis failures, under the name the store protocol uses.

@@ -9,6 +9,7 @@ from aiohttp import ClientSession, web
 
 from config.settings import Settings
 from proxy.kernel.health import Health
+from proxy.kernel.hook_gate import HookGate
 from proxy.kernel.view import RequestView
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -16,6 +17,7 @@ LISTENER = web.AppKey("listener", str)
 HEALTH = web.AppKey("health", Health)
 KRATOS_PUBLIC = web.AppKey("kratos_public_session", ClientSession)
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+HOOK_GATE = web.AppKey("hook_gate", HookGate)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)

@@ -11,7 +11,6 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from handlers.decisions.authenticators import session_token
-from proxy.kernel.cookies import cookie_value
 from handlers.decisions.authorizers import authorize
 from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_redirect
 from handlers.decisions.headers import allow_headers, identity_headers, render, sanitize
@@ -23,6 +22,7 @@ from handlers.decisions.session_cache import entry_ttl
 from handlers.decisions.subject import Subject
 from handlers.decisions.whoami import WhoamiResult, classify
 from proxy.edge.logout_watch import clears_cookie, token_from_body
+from proxy.kernel.cookies import cookie_value
 from tests.decisions.conftest import RULES
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)

@@ -11,7 +11,6 @@ import aiohttp
 import orjson
 
 from proxy.guard.core import Guard
-from proxy.guard.guard_keys import GUARD
 from tests.conftest import Kratos, Service, ServiceFactory
 
 PASSWORD = "correct horse battery staple"
@@ -52,8 +51,8 @@ async def start(
 
 
 def guards(svc: Service) -> list[Guard]:
-    """The guard of each listener (public first), to inject a clock."""
-    return [runner.app[GUARD] for runner in svc.running.runners]
+    """The process's guard (both listeners share it), to inject a clock."""
+    return [svc.running.shared.guard]
 
 
 async def api_flow(http: aiohttp.ClientSession, base: str, kind: str = "login") -> Flow:

@@ -32,8 +32,9 @@ async def run(guard: Guard, clock: Clock, attempts: Iterable[tuple[float, str, s
     result = Result()
     for offset, identifier, ip in attempts:
         clock.now = start + offset
-        rate = guard.rate_window("login", ip, guard.config.rate_login)
-        verdict, attempt = await guard.begin(guard.subject(identifier, ip), rate=rate)
+        address = guard.names.address(ip)
+        rate = guard.rate_window("login", address, guard.config.rate_login)
+        verdict, attempt = await guard.begin(guard.names.subject(identifier, address), rate=rate)
         if not verdict.allowed:
             result.blocked[verdict.bucket or "?"] += 1
             continue

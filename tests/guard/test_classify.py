@@ -7,7 +7,6 @@ import gzip
 import orjson
 import pytest
 
-from proxy.guard.flows import decoded
 from proxy.guard.classify import (
     answers_json,
     back_to_flow,
@@ -16,6 +15,7 @@ from proxy.guard.classify import (
     negotiates_json,
     parse_submission,
 )
+from proxy.guard.flows import decoded
 from proxy.guard.policy import Outcome
 
 FLOW = "6f1e2b5c-0000-4000-8000-000000000001"

@@ -30,7 +30,9 @@ async def _fail(env: dict[str, str], identifier: str, ips: list[str]) -> None:
         store = RedisStore(client, env["REDIS_KEY_PREFIX"])
         guard = Guard(settings, store, fallback=MemoryStore(), keyer=Keyer("cli-secret"))
         for ip in ips:
-            verdict, attempt = await guard.begin(guard.subject(identifier, ip))
+            verdict, attempt = await guard.begin(
+                guard.names.subject(identifier, guard.names.address(ip))
+            )
             assert verdict.allowed
             await guard.finish(attempt, Outcome.FAILURE)
     finally:

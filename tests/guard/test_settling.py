@@ -49,7 +49,7 @@ async def test_the_answer_does_not_wait_for_the_outcome_to_be_recorded(
 
     gate.set()
     await guard.drain()
-    report = await guard.report(guard.identifier_key("alice@example.com"))
+    report = await guard.report(guard.names.identifier_key("alice@example.com"))
     assert report is not None and report.failures == 1 and report.in_flight == 0
 
 
@@ -63,5 +63,5 @@ async def test_shutdown_waits_for_outcomes_still_being_recorded(
     assert (await submit(http, svc.public_url, flow, "bob@example.com")).status == 400
     asyncio.get_running_loop().call_later(0.2, gate.set)
     await svc.running.stop()
-    report = await guard.report(guard.identifier_key("bob@example.com"))
+    report = await guard.report(guard.names.identifier_key("bob@example.com"))
     assert report is not None and report.failures == 1  # landed before Redis was closed

@@ -10,18 +10,18 @@ import pytest
 
 from config import ConfigError, load_settings
 from config.hooks import HooksSettings
-from handlers.hooks.auth import Credentials, check
-from proxy.kernel.breaker import CircuitBreaker
 from handlers.hooks.delivery import retry_delay
 from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
 from handlers.hooks.identity import parse_identity_call, policy_for
-from proxy.kernel.kratos_admin import merged_metadata, metadata_patch, next_page
 from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
 from handlers.hooks.pg import connect_options
 from handlers.hooks.resolvers import Resolved, ResolverChain
 from handlers.hooks.spool import replay_lines
+from proxy.kernel.breaker import CircuitBreaker
 from proxy.kernel.errors import BadRequest
+from proxy.kernel.hook_gate import Credentials, check
+from proxy.kernel.kratos_admin import merged_metadata, metadata_patch, next_page
 
 ID = "7f1c3b9e-6a0d-4a53-9b55-0a0f6f3e1f11"
 NIL = "00000000-0000-0000-0000-000000000000"

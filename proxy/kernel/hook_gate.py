@@ -1,4 +1,6 @@
-"""Authentication of Kratos' hook calls, matching what Kratos' ``web_hook`` ``auth`` can send.
+"""The one gate of every internal hook endpoint (``/hooks/kratos/*``, the Kratos web hooks and
+the login backoff's compatibility endpoints alike): authentication matching what Kratos'
+``web_hook`` ``auth`` can send, then the body, bounded by ``HOOKS_MAX_BODY_SIZE``.
 
 Kratos sends either an ``api_key`` in a header of the configured name or HTTP basic auth.
 Several values are accepted at once so keys can be rotated without a flag day. Every
@@ -15,7 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from aiohttp import web
+
 from config.hooks import HooksSettings
+from proxy.kernel.bodies import read_bounded
+from proxy.kernel.errors import KratosHooksError, Unauthorized
 
 Verdict = Literal["ok", "unauthorized", "not_configured", "insecure"]
 ENABLING_SETTINGS = "HOOKS_API_KEYS or HOOKS_BASIC_AUTH"
@@ -71,3 +77,30 @@ def check(credentials: Credentials, headers: Mapping[str, str]) -> Verdict:
         pair = _basic_pair(headers.get("Authorization", ""))
         ok |= pair is not None and _any_equal(pair, credentials.basic)
     return "ok" if ok else "unauthorized"
+
+
+class HookNotConfigured(KratosHooksError):
+    status = 503
+    error_id = "hook_not_configured"
+    message = "This hook is not enabled"
+
+
+@dataclass(frozen=True, slots=True)
+class HookGate:
+    credentials: Credentials
+    max_body: int
+
+    @classmethod
+    def from_settings(cls, hooks: HooksSettings) -> HookGate:
+        return cls(Credentials.from_settings(hooks), hooks.max_body_size)
+
+    async def body(self, request: web.Request) -> bytes:
+        """The body of a call, once its credentials are checked: 503 naming the settings
+        while none is configured (unless ``HOOKS_INSECURE_NO_AUTH``), 401 on a bad one, 413
+        past the bound."""
+        verdict = check(self.credentials, request.headers)
+        if verdict == "not_configured":
+            raise HookNotConfigured(f"Set {ENABLING_SETTINGS} to enable the Kratos hooks")
+        if verdict == "unauthorized":
+            raise Unauthorized("Missing or invalid hook credentials")
+        return await read_bounded(request, self.max_body)
