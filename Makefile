@@ -13,8 +13,12 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 ## run: start the service (embedded defaults when Redis / RabbitMQ / Postgres are not set)
+# `exec`: the service replaces the recipe's shell, so a signal sent to its pid (SIGHUP reloads
+# the access rules) reaches the service itself. The embedded outbox spool lives outside the
+# checkout unless SPOOL_DIR says otherwise.
 run: $(STAMP)
-	$(BIN)/kratos-hooks serve
+	SPOOL_DIR="$${SPOOL_DIR:-$${XDG_STATE_HOME:-$$HOME/.local/state}/kratos-hooks/spool}" \
+	  exec $(BIN)/kratos-hooks serve
 
 ## services: make sure the local PostgreSQL, Redis and RabbitMQ are up (starts what is not)
 services:
@@ -24,11 +28,12 @@ services:
 tools:
 	bash scripts/tools.sh
 
-## lint: ruff (lint + format check) and mypy strict on the packages
+## lint: ruff (lint + format check), mypy strict on the packages, the import layers
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## test: lint, then the whole suite against the real local services
 test: $(STAMP) services tools lint

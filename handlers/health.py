@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
-from proxy.kernel.health import Health
+from proxy.kernel.health_registry import Health
 from proxy.kernel.kernel_keys import HEALTH, ROUTE
 
 

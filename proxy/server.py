@@ -22,7 +22,7 @@ from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
 from proxy.app import build_apps
 from proxy.kernel.access_log import AccessLogger
-from proxy.kernel.health import Health
+from proxy.kernel.health_registry import Health
 from proxy.kernel.logs import server_logger
 from proxy.shared import Shared
 

@@ -18,7 +18,7 @@ from config.settings import Settings
 from proxy.guard.core import Guard
 from proxy.guard.install import make_guard
 from proxy.kernel.bus import Bus
-from proxy.kernel.health import Health
+from proxy.kernel.health_registry import Health
 from proxy.kernel.hook_gate import ENABLING_SETTINGS, HookGate
 from proxy.kernel.redis import make_client, redis_probe
 

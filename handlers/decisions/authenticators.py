@@ -20,13 +20,13 @@ from handlers.decisions.subject import Subject
 from handlers.decisions.whoami import Credential, WhoamiResult
 from proxy.kernel.cookies import cookie_value
 
-Outcome = Literal["subject", "none", "invalid", "step_up", "error"]
+AuthOutcome = Literal["subject", "none", "invalid", "step_up", "error"]
 TOKEN_PREFIX = "ory_st_"
 
 
 @dataclass(slots=True)  # made per decision: a plain slots class is three times cheaper
 class AuthResult:
-    outcome: Outcome
+    outcome: AuthOutcome
     subject: Subject | None = None
     credential: Credential | None = None
     authenticator: str = ""
@@ -128,12 +128,16 @@ class SessionToken(_KratosSession):
         return Credential("token", value) if value else None
 
 
-def _deciding(
+Found = tuple[Authenticator, Credential]
+
+
+def find_credential(
     chain: Sequence[AuthenticatorName],
     registry: Mapping[str, Authenticator],
     headers: CIMultiDictProxy[str],
-) -> tuple[Authenticator, Credential] | None:
-    """The first authenticator in ``chain`` that finds its credential, and the credential."""
+) -> Found | None:
+    """The first authenticator in ``chain`` that finds its credential, and the credential —
+    read from the headers once per decision; None when none finds one."""
     for name in chain:
         authenticator = registry[name]
         credential = authenticator.credential(headers)
@@ -142,27 +146,17 @@ def _deciding(
     return None
 
 
-async def authenticate(
-    chain: Sequence[AuthenticatorName],
-    registry: Mapping[str, Authenticator],
-    headers: CIMultiDictProxy[str],
-) -> AuthResult:
-    """Run ``chain``: the first authenticator that finds a credential decides."""
-    found = _deciding(chain, registry, headers)
+async def authenticate(found: Found | None) -> AuthResult:
+    """The chain's answer: the authenticator that found a credential decides."""
     if found is None:
         return AuthResult("none")
     authenticator, credential = found
     return await authenticator.resolve(credential)
 
 
-def authenticate_known(
-    chain: Sequence[AuthenticatorName],
-    registry: Mapping[str, Authenticator],
-    headers: CIMultiDictProxy[str],
-) -> AuthResult | None:
+def authenticate_known(found: Found | None) -> AuthResult | None:
     """``authenticate`` without a coroutine, when memory already knows the answer (a cached
     session: the common case); None when the deciding authenticator must ask."""
-    found = _deciding(chain, registry, headers)
     if found is None:
         return AuthResult("none")
     authenticator, credential = found

@@ -8,7 +8,7 @@ A subject-dependent authorizer (roles, aal) facing the anonymous subject answers
 
 from __future__ import annotations
 
-from handlers.decisions.errors import Denial
+from handlers.decisions.deny import Denial
 from handlers.decisions.rules import Authorizer
 from handlers.decisions.subject import Subject, meets_aal
 

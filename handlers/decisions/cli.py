@@ -29,8 +29,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "kratos-hooks: no rules file given and DECISIONS_RULES_FILE is not set", file=sys.stderr
         )
         return 2
+    unset: list[str] = []
     try:
-        rules = load_rules_file(path)
+        rules = load_rules_file(path, unset_env=unset)
     except RulesError as exc:
         print(f"kratos-hooks: {exc}", file=sys.stderr)
         return 2
@@ -39,5 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         extra = f" ({', '.join(allows)})" if allows else ""
         chain = "/".join(rule.authenticators)
         print(f"{number:>3}. {rule.id}: {chain} → {rule.authorizer.kind}{extra}")
+    for name in sorted(set(unset)):
+        print(f"note: {name} is not set here; the service needs it set", file=sys.stderr)
     print(f"{len(rules.rules)} rule(s), {len(rules.webhooks)} webhook(s): OK", file=sys.stderr)
     return 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientSession, web
 
 if TYPE_CHECKING:
-    from handlers.decisions.handler import Decider
+    from handlers.decisions.endpoint import Decider
     from handlers.decisions.reload import RulesHolder
 
 DECIDER: web.AppKey[Decider] = web.AppKey("decisions_decider")

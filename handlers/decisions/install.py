@@ -17,16 +17,16 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, 
 
 from handlers.decisions.authenticators import Anonymous, Authenticator, SessionCookie, SessionToken
 from handlers.decisions.decision_keys import DECIDER, RULES, WEBHOOK_HTTP, WHOAMI_HTTP
-from handlers.decisions.handler import ENDPOINT, Decider, handle
+from handlers.decisions.endpoint import ENDPOINT, Decider, handle
 from handlers.decisions.purge import Purger
-from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
 from handlers.decisions.remote import RemoteAuthorizer
 from handlers.decisions.request import ProxyTrust
+from handlers.decisions.rule_limits import RateLimiter
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.whoami import WhoamiClient
 from proxy.kernel.bus import Bus, SessionEnded
-from proxy.kernel.health import Health
+from proxy.kernel.health_registry import Health
 from proxy.kernel.kernel_keys import REDIS, SETTINGS
 
 log = logging.getLogger("kratos_hooks.decisions")

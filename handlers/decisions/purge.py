@@ -23,12 +23,11 @@ from handlers.decisions.session_cache import (
     Entry,
     RedisGetter,
     SessionCache,
-    credential_key,
     encode,
     purge_channel,
     session_key,
 )
-from handlers.decisions.whoami import WhoamiResult
+from handlers.decisions.whoami import WhoamiResult, credential_key
 from proxy.kernel.bus import SessionEnded
 from proxy.kernel.logs import fingerprint
 from proxy.kernel.redis import RedisUnavailable, redis_call, redis_errors

@@ -24,7 +24,7 @@ from aiohttp import ClientSession, ClientTimeout
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from handlers.decisions.decision_metrics import REMOTE
-from handlers.decisions.headers import identity_headers
+from handlers.decisions.identity_headers import identity_headers
 from handlers.decisions.request import OriginalRequest
 from handlers.decisions.rules import Webhook
 from handlers.decisions.subject import Subject

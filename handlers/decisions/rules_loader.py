@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from config.errors import ConfigError
-from handlers.decisions.headers import template_error
+from handlers.decisions.identity_headers import template_error
 from handlers.decisions.paths import ALLOWANCES, FRAGMENT, MALFORMED, canonical_glob, describe
 from handlers.decisions.rules import (
     AUTHENTICATORS,
@@ -156,8 +156,15 @@ def _match(doc: Mapping[str, Any], allowed: int) -> Match:
         except re.error as exc:
             raise _Field("path_regex", f"a valid regular expression ({exc})") from None
     methods = _strings(doc.get("methods", []), "methods")
+    hosts = _strings(doc.get("hosts", []), "hosts")
+    for host in hosts:
+        if ":" in host.strip("[]") and not host.startswith("["):
+            # Rules match the host name without its port (a request for host:8443 is host).
+            raise _Field(
+                "hosts", f"host names without a port ({host!r}: write {host.rsplit(':', 1)[0]!r})"
+            )
     return Match(
-        hosts=tuple(Glob(h.lower(), ".") for h in _strings(doc.get("hosts", []), "hosts")),
+        hosts=tuple(Glob(h.lower(), ".") for h in hosts),
         paths=paths,
         methods=frozenset(m.upper() for m in methods),
         registry_actions=frozenset(_strings(doc.get("registry_actions", []), "registry_actions")),
@@ -276,7 +283,7 @@ def _ssl_context(doc: Mapping[str, Any]) -> ssl.SSLContext | None:
     return context
 
 
-def _webhook(name: str, doc: Any, env: Mapping[str, str]) -> Webhook:
+def _webhook(name: str, doc: Any, env: Mapping[str, str], unset_env: list[str] | None) -> Webhook:
     if not isinstance(doc, Mapping):
         raise _Field("", "a table")
     unknown = set(doc) - WEBHOOK_KEYS
@@ -290,9 +297,7 @@ def _webhook(name: str, doc: Any, env: Mapping[str, str]) -> Webhook:
         raise _Field("timeout_ms", "an integer > 0")
     token = doc.get("bearer_token", "")
     if "bearer_token_env" in doc:
-        token = env.get(str(doc["bearer_token_env"]), "")
-        if not token:
-            raise _Field("bearer_token_env", "the name of a set environment variable")
+        token = _from_env(doc["bearer_token_env"], "bearer_token_env", env, unset_env)
     basic = doc.get("basic_auth")
     basic_pair: tuple[str, str] | None = None
     if basic is not None:
@@ -300,7 +305,7 @@ def _webhook(name: str, doc: Any, env: Mapping[str, str]) -> Webhook:
             raise _Field("basic_auth", "{ username = …, password = … | password_env = … }")
         password = basic.get("password", "")
         if "password_env" in basic:
-            password = env.get(str(basic["password_env"]), "")
+            password = _from_env(basic["password_env"], "basic_auth.password_env", env, unset_env)
         if ":" in basic["username"]:
             raise _Field("basic_auth.username", "a user name without ':' (RFC 7617)")
         basic_pair = (basic["username"], str(password))
@@ -319,8 +324,33 @@ def _webhook(name: str, doc: Any, env: Mapping[str, str]) -> Webhook:
     )
 
 
-def parse_rules(text: str, source: str, env: Mapping[str, str] | None = None) -> RuleSet:
-    """A validated ``RuleSet``; raises ``RulesError`` naming file, rule and field."""
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _from_env(name: object, field: str, env: Mapping[str, str], unset: list[str] | None) -> str:
+    """A secret named by an environment variable. The service needs it set; ``rules check``
+    (``unset`` given) checks only the reference and lists the names not set where it runs."""
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+        raise _Field(field, "the name of an environment variable")
+    value = env.get(name, "")
+    if value:
+        return value
+    if unset is None:
+        raise _Field(field, f"the name of a set environment variable ({name} is not set)")
+    unset.append(name)
+    return ""
+
+
+def parse_rules(
+    text: str,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    unset_env: list[str] | None = None,
+) -> RuleSet:
+    """A validated ``RuleSet``; raises ``RulesError`` naming file, rule and field. With
+    ``unset_env``, secrets' environment variables that are not set are listed there instead
+    of refused (``rules check`` on a machine without the service's secrets)."""
     env = os.environ if env is None else env
     try:
         document = tomllib.loads(text)
@@ -335,7 +365,7 @@ def parse_rules(text: str, source: str, env: Mapping[str, str] | None = None) ->
         raise RulesError(f"rules file {source}: [webhooks] must be a table of tables")
     for name, doc in raw_hooks.items():
         try:
-            webhooks[name] = _webhook(name, doc, env)
+            webhooks[name] = _webhook(name, doc, env, unset_env)
         except _Field as exc:
             raise RulesError(f"rules file {source}: webhook '{name}': {exc}") from None
     raw_rules = document.get("rules", [])
@@ -359,13 +389,13 @@ def parse_rules(text: str, source: str, env: Mapping[str, str] | None = None) ->
     return RuleSet(tuple(rules), webhooks, source)
 
 
-def load_rules_file(path: str) -> RuleSet:
+def load_rules_file(path: str, *, unset_env: list[str] | None = None) -> RuleSet:
     """Blocking: read and parse ``path`` (run it in an executor)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RulesError(f"rules file {path}: cannot be read ({exc.strerror})") from None
-    return parse_rules(text, path)
+    return parse_rules(text, path, unset_env=unset_env)
 
 
 def file_stamp(path: str) -> tuple[float, int, int] | None:

@@ -27,7 +27,6 @@ import redis.asyncio as aioredis
 from handlers.decisions.decision_metrics import REDIS_ERRORS, SESSION_CACHE
 from handlers.decisions.subject import parse_time
 from handlers.decisions.whoami import Credential, WhoamiClient, WhoamiResult
-from proxy.kernel.digests import sha256_hex
 from proxy.kernel.redis import RedisUnavailable, redis_call
 
 log = logging.getLogger("kratos_hooks.decisions")
@@ -36,11 +35,6 @@ LOCAL_MISS = SESSION_CACHE.labels("local", "miss")
 
 REDIS_PAUSE = 5.0  # seconds the Redis layer is skipped after a failure
 REFRESH_EVERY = 1.0  # seconds between step-up re-checks of one credential
-
-
-def credential_key(value: str) -> str:
-    """The cache key of a session token or cookie value."""
-    return sha256_hex(value.encode())
 
 
 def session_key(prefix: str, key: str) -> str:
@@ -205,14 +199,14 @@ class SessionCache:
     # --- look-ups ----------------------------------------------------------------------
     def cached(self, credential: Credential) -> WhoamiResult | None:
         """The in-process answer, without a coroutine: the common case of every decision."""
-        entry = self._get_local(credential_key(credential.value))
+        entry = self._get_local(credential.key)
         if entry is None:
             return None
         LOCAL_HIT.count += 1
         return entry.result
 
     async def lookup(self, credential: Credential) -> WhoamiResult:
-        key = credential_key(credential.value)
+        key = credential.key
         entry = self._get_local(key)
         if entry is not None:
             LOCAL_HIT.count += 1
@@ -243,7 +237,7 @@ class SessionCache:
         At most once per ``REFRESH_EVERY`` per credential: a client hammering a step-up rule
         with an aal1 session must not turn every decision into a Kratos call.
         """
-        key = credential_key(credential.value)
+        key = credential.key
         entry = self._get_local(key)
         if entry is not None and self._clock() - entry.fetched < REFRESH_EVERY:
             return entry.result

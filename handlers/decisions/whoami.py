@@ -18,11 +18,12 @@ from aiohttp import ClientSession, ClientTimeout
 from yarl import URL
 
 from handlers.decisions.decision_metrics import WHOAMI, WHOAMI_LATENCY
+from proxy.kernel.digests import sha256_hex
 
 log = logging.getLogger("kratos_hooks.decisions")
 
 CredentialKind = Literal["cookie", "token"]
-Verdict = Literal["valid", "invalid", "aal2_required", "error"]
+WhoamiVerdict = Literal["valid", "invalid", "aal2_required", "error"]
 
 
 @dataclass(slots=True)  # made per decision: a plain slots class is three times cheaper
@@ -30,11 +31,24 @@ class Credential:
     kind: CredentialKind
     value: str
     cookie_name: str = ""
+    _key: str = field(default="", repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The cache key (a hash of the credential, never the credential), hashed once."""
+        if not self._key:
+            self._key = credential_key(self.value)
+        return self._key
+
+
+def credential_key(value: str) -> str:
+    """The cache key of a session token or cookie value."""
+    return sha256_hex(value.encode())
 
 
 @dataclass(frozen=True, slots=True)
 class WhoamiResult:
-    verdict: Verdict
+    verdict: WhoamiVerdict
     session: dict[str, Any] | None = None
     # Derived values (the identity headers) computed once per cached answer, not per decision.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

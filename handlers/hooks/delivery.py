@@ -8,7 +8,7 @@ however long the asker waits: the hook answers Kratos after HOOKS_PUBLISH_TIMEOU
 that comes later still marks the entry delivered. Other replicas are kept off the entry by the
 outbox claim (a lease longer than the confirm wait, see ``outbox.py``).
 
-What each outcome (``publisher.Outcome``) does to the entry:
+What each outcome (``publisher.PublishOutcome``) does to the entry:
 
   confirmed  marked delivered — retried until the outbox takes it, since an entry left
              pending would be published again
@@ -33,7 +33,7 @@ import orjson
 
 from handlers.hooks.hook_metrics import LATE_CONFIRMS, OUTBOX_PUBLISHES
 from handlers.hooks.outbox import Entry, Outbox, OutboxUnavailable, identity_tag
-from handlers.hooks.publisher import Outcome, Publisher
+from handlers.hooks.publisher import Publisher, PublishOutcome
 
 log = logging.getLogger("kratos_hooks.hooks.delivery")
 RECORD_RETRY = (0.2, 5.0)  # first and longest pause between tries to record a delivery
@@ -53,10 +53,10 @@ class Delivery:
 
     key: str
     started: float
-    outcome: asyncio.Future[Outcome]
+    outcome: asyncio.Future[PublishOutcome]
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def wait(self, timeout: float) -> Outcome | None:
+    async def wait(self, timeout: float) -> PublishOutcome | None:
         """The outcome, if it is known within ``timeout`` seconds (the publish goes on)."""
         if not self.outcome.done():
             await asyncio.wait([self.outcome], timeout=max(0.0, timeout))
@@ -121,7 +121,7 @@ class Deliveries:
                 del self._flying[entry.key]
             delivery.settled.set()
 
-    async def _publish(self, entry: Entry) -> tuple[Outcome, int]:
+    async def _publish(self, entry: Entry) -> tuple[PublishOutcome, int]:
         publisher = self.publisher
         if publisher is None:
             return "unsent", 0
@@ -130,7 +130,9 @@ class Deliveries:
         message_id = str(entry.payload["message_id"])
         return await publisher.send(body, message_id, confirm_timeout=self.confirm_timeout), epoch
 
-    async def _settle(self, entry: Entry, delivery: Delivery, outcome: Outcome, epoch: int) -> None:
+    async def _settle(
+        self, entry: Entry, delivery: Delivery, outcome: PublishOutcome, epoch: int
+    ) -> None:
         loop = asyncio.get_running_loop()
         waited = loop.time() - delivery.started
         who = _tag(entry)

@@ -39,14 +39,6 @@ METADATA_WRITES = Counter(
     "Identity metadata outcomes (patched, unchanged, not_found, failed), by origin.",
     ["origin", "outcome"],
 )
-BREAKER_STATE = Gauge(
-    "kratos_hooks_breaker_state",
-    "Circuit breaker state by dependency: 0 closed, 1 half-open, 2 open.",
-    ["name"],
-)
-BREAKER_OPENED = Counter(
-    "kratos_hooks_breaker_opened_total", "Times a circuit breaker opened, by dependency.", ["name"]
-)
 OUTBOX_ERRORS = Counter(
     "kratos_hooks_outbox_errors_total",
     "Outbox operations that failed, by backend (postgres, spool); a Postgres write that fails "

@@ -32,7 +32,7 @@ from handlers.hooks.hook_keys import (
     RESOLVERS,
     SYNC,
 )
-from handlers.hooks.identity import identity
+from handlers.hooks.identity_hook import identity
 from handlers.hooks.outbox import Outbox, OutboxUnavailable, PostgresOutbox
 from handlers.hooks.publisher import Publisher
 from handlers.hooks.relay import Relay, publish_stats
@@ -47,7 +47,7 @@ from handlers.hooks.resolvers import (
 from handlers.hooks.spool import SpoolOutbox, spool_filename
 from handlers.hooks.sync import IdentitySync, MetadataKeys
 from handlers.hooks.verification import verification
-from proxy.kernel.health import Health
+from proxy.kernel.health_registry import Health
 from proxy.kernel.http_clients import api_session, breaker, session_context
 from proxy.kernel.kernel_keys import REDIS, SETTINGS
 from proxy.kernel.kratos_admin import KratosAdmin

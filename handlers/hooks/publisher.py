@@ -33,7 +33,7 @@ log = logging.getLogger("kratos_hooks.hooks.publisher")
 CLOSE_WAIT = 3.0  # seconds a given-up connection may take to close
 
 
-Outcome = Literal["confirmed", "nacked", "unknown", "unsent"]
+PublishOutcome = Literal["confirmed", "nacked", "unknown", "unsent"]
 """What became of one publish: ``confirmed`` (acked: in the queue), ``nacked`` (the broker
 refused it or could not route it: not in the queue), ``unsent`` (no connection: nothing left
 this process) and ``unknown`` (it was written to a connection that was lost, or stayed
@@ -127,7 +127,7 @@ class Publisher:
             and not channel.is_closed
         )
 
-    async def send(self, body: bytes, message_id: str, *, confirm_timeout: float) -> Outcome:
+    async def send(self, body: bytes, message_id: str, *, confirm_timeout: float) -> PublishOutcome:
         """Publish once and wait up to ``confirm_timeout`` for the broker's confirm. Never
         retries: a publish whose outcome is unknown must not be repeated on this connection,
         so after a confirm timeout the connection is given up (and re-made)."""

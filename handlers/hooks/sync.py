@@ -15,12 +15,12 @@ from handlers.hooks.lookup import is_nil
 from handlers.hooks.resolvers import Resolved, ResolverChain, TraitLookup
 from proxy.kernel.kratos_admin import JsonPatch, KratosAdmin, merged_metadata, metadata_patch
 
-Outcome = Literal["patched", "unchanged", "not_found", "would_patch", "not_persisted"]
+SyncOutcome = Literal["patched", "unchanged", "not_found", "would_patch", "not_persisted"]
 
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
-    outcome: Outcome
+    outcome: SyncOutcome
     patch: JsonPatch = field(default_factory=list)
     metadata_public: dict[str, Any] | None = None
 

@@ -90,11 +90,13 @@ class AiohttpHooked:
         head, complete = await _read(upstream, limit)
         return _Answer(upstream, head, complete)
 
-    async def fetch(self, path_qs: str, *, limit: int = ANSWER_LIMIT) -> _Answer | None:
+    async def fetch(
+        self, path_qs: str, *, accept: str = "application/json", limit: int = ANSWER_LIMIT
+    ) -> _Answer | None:
         headers = self._forwarder.upstream_headers(self._request)
         for name in _NOT_FETCHED:
             headers.popall(name, None)
-        headers["Accept"] = "application/json"
+        headers["Accept"] = accept
         url = URL(self._forwarder.origin + path_qs, encoded=True)
         session = self._request.app[KRATOS_PUBLIC]
         try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from config.settings import Settings
 from proxy.guard.guard_metrics import ATTEMPTS, BLOCKS, RESETS, STORE_ERRORS, WAITS
 from proxy.guard.identity import Keyer
-from proxy.guard.naming import BucketNames, Subject
+from proxy.guard.naming import BucketNames, HashedSubject
 from proxy.guard.policy import Bucket, Outcome, Policies, Verdict
 from proxy.guard.store import (
     BucketReport,
@@ -45,7 +45,7 @@ class Attempt:
     buckets: tuple[Bucket, ...]
     token: str
     store: Store
-    subject: Subject
+    subject: HashedSubject
     settled: bool = False
 
 
@@ -103,7 +103,7 @@ class Guard:
         return self.fallback
 
     async def begin(
-        self, subject: Subject, *, count: bool = False, rate: RateWindow | None = None
+        self, subject: HashedSubject, *, count: bool = False, rate: RateWindow | None = None
     ) -> tuple[Verdict, Attempt]:
         """Judge the attempt and, when allowed, hold its place until ``finish``."""
         attempt = Attempt(self.names.buckets(subject), uuid.uuid4().hex, self.store, subject)
@@ -156,7 +156,7 @@ class Guard:
                 "login backoff reset", extra={"subject": attempt.subject.tag, "cause": "login"}
             )
 
-    def blocked(self, verdict: Verdict, subject: Subject) -> None:
+    def blocked(self, verdict: Verdict, subject: HashedSubject) -> None:
         ATTEMPTS.labels("blocked").inc()
         BLOCKS.labels(verdict.bucket or "unknown").inc()
         WAITS.observe(verdict.retry_after)

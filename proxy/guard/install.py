@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 
 from config.settings import Settings
 from proxy.guard.core import Guard
-from proxy.guard.handler import flow_view, login_submit
 from proxy.guard.identity import PROCESS_SECRET, Keyer
-from proxy.guard.ratelimit import limited
+from proxy.guard.login_hooks import flow_view, login_submit
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, Store
+from proxy.guard.windows import limited
 from proxy.kernel.hooked import HookTable
 
 log = logging.getLogger("kratos_hooks.guard")

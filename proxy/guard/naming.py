@@ -20,7 +20,7 @@ BUCKETS = "bo:"
 
 
 @dataclass(frozen=True, slots=True)
-class Subject:
+class HashedSubject:
     """Whom an attempt is about, already hashed: never the identifier itself."""
 
     identifier: str | None  # HMAC of the normalised identifier (or of the session/flow)
@@ -51,7 +51,9 @@ class BucketNames:
         """The address group's HMAC (IPv6 per /64): computed once per request."""
         return self.keyer.address(address_group(ip))
 
-    def subject(self, identifier: str | None, address: str, *, kind: str = "identifier") -> Subject:
+    def subject(
+        self, identifier: str | None, address: str, *, kind: str = "identifier"
+    ) -> HashedSubject:
         """The subject of an attempt by ``identifier`` (or, for second factors, by a session
         or flow: ``kind``) from the hashed ``address``."""
         hashed = None
@@ -60,9 +62,9 @@ class BucketNames:
                 hashed = self.keyer.identifier(normalise_identifier(identifier))
             else:
                 hashed = self.keyer.subject(kind, identifier)
-        return Subject(hashed, address, fingerprint(hashed or address))
+        return HashedSubject(hashed, address, fingerprint(hashed or address))
 
-    def buckets(self, subject: Subject) -> tuple[Bucket, ...]:
+    def buckets(self, subject: HashedSubject) -> tuple[Bucket, ...]:
         p = self.policies
         ip = Bucket("ip", _address_key(subject.address), p.ip, reset_on_success=False)
         if subject.identifier is None:

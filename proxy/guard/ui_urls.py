@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from proxy.guard.classify import back_to_flow
+from proxy.kernel.canonical import canonical_uuid, query_get
 
 
 class UiUrls:
@@ -17,6 +19,17 @@ class UiUrls:
 
     def get(self, kind: str) -> str | None:
         return self._configured.get(kind) or self._learned.get(kind)
+
+    def learn_from_init(self, kind: str, location: str | None) -> str | None:
+        """Kratos answered a new browser flow of ``kind`` with a redirect to its UI
+        (``<ui>?flow=<new id>``): learn that UI; None when the redirect is something else
+        (an already signed-in caller goes to its return URL, which names no flow)."""
+        if kind in self._configured or not location:
+            return self.get(kind)
+        if not canonical_uuid(query_get(urlsplit(location).query, "flow")):
+            return None
+        self._learned[kind] = location.partition("?")[0]
+        return self._learned[kind]
 
     def learn(self, kind: str, location: str | None, flow_id: str) -> None:
         """Kratos sent a browser back to this flow's UI: that is the UI's address."""

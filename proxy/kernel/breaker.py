@@ -13,7 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from handlers.hooks.hook_metrics import BREAKER_OPENED, BREAKER_STATE
+from prometheus_client import Counter, Gauge
+
+BREAKER_STATE = Gauge(
+    "kratos_hooks_breaker_state",
+    "Circuit breaker state by dependency: 0 closed, 1 half-open, 2 open.",
+    ["name"],
+)
+BREAKER_OPENED = Counter(
+    "kratos_hooks_breaker_opened_total", "Times a circuit breaker opened, by dependency.", ["name"]
+)
+
 
 State = Literal["closed", "half_open", "open"]
 _GAUGE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}

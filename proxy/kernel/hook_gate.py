@@ -23,7 +23,7 @@ from config.hooks import HooksSettings
 from proxy.kernel.bodies import read_bounded
 from proxy.kernel.errors import KratosHooksError, Unauthorized
 
-Verdict = Literal["ok", "unauthorized", "not_configured", "insecure"]
+GateVerdict = Literal["ok", "unauthorized", "not_configured", "insecure"]
 ENABLING_SETTINGS = "HOOKS_API_KEYS or HOOKS_BASIC_AUTH"
 
 
@@ -66,7 +66,7 @@ def _basic_pair(authorization: str) -> bytes | None:
         return None
 
 
-def check(credentials: Credentials, headers: Mapping[str, str]) -> Verdict:
+def check(credentials: Credentials, headers: Mapping[str, str]) -> GateVerdict:
     """The verdict for a call carrying ``headers``."""
     if not credentials.configured:
         return "insecure" if credentials.insecure else "not_configured"

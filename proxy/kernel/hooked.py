@@ -114,10 +114,12 @@ class Hooked(Protocol):
         (502) or ``UpstreamTimeout`` (504) when Kratos cannot answer."""
         ...
 
-    async def fetch(self, path_qs: str, *, limit: int = ANSWER_LIMIT) -> Answer | None:
+    async def fetch(
+        self, path_qs: str, *, accept: str = "application/json", limit: int = ANSWER_LIMIT
+    ) -> Answer | None:
         """A ``GET`` of ``path_qs`` on Kratos' public API on the caller's behalf (its
-        cookies and forwarding headers, ``Accept: application/json``, no body) — a flow to
-        show, say; None when Kratos cannot be reached."""
+        cookies and forwarding headers, ``Accept: accept``, no body, redirects not followed)
+        — a flow to show, say; None when Kratos cannot be reached."""
         ...
 
 

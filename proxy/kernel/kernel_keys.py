@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 
 from config.settings import Settings
-from proxy.kernel.health import Health
+from proxy.kernel.health_registry import Health
 from proxy.kernel.hook_gate import HookGate
 from proxy.kernel.view import RequestView
 

@@ -12,10 +12,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from handlers.decisions.authenticators import session_token
 from handlers.decisions.authorizers import authorize
-from handlers.decisions.errors import Caller, Denial, deny, is_browser, login_redirect
-from handlers.decisions.headers import allow_headers, identity_headers, render, sanitize
-from handlers.decisions.ratelimit import window_of
+from handlers.decisions.deny import Caller, Denial, deny, is_browser, login_redirect
+from handlers.decisions.identity_headers import allow_headers, identity_headers, render, sanitize
 from handlers.decisions.request import OriginalRequest, ProxyTrust, read_original
+from handlers.decisions.rule_limits import window_of
 from handlers.decisions.rules import Authorizer, Glob, glob_to_regex
 from handlers.decisions.rules_loader import RulesError, parse_rules
 from handlers.decisions.session_cache import entry_ttl

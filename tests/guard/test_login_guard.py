@@ -254,6 +254,24 @@ async def test_browser_is_sent_back_to_the_login_ui_whose_flow_shows_the_lockout
     assert not lockout_messages((await fetch_flow(http, svc.public_url, other)).json())
 
 
+async def test_a_replica_that_never_saw_a_rejection_still_sends_the_browser_to_the_login_ui(
+    guarded: Guarded,
+    kratos: Kratos,
+    http: aiohttp.ClientSession,
+) -> None:
+    svc = await guarded(**SMALL)
+    flow = await browser_flow(http, svc.public_url)
+    # The buckets fill up without this replica seeing Kratos send a browser back (another
+    # replica did, or JSON callers failed): nothing was learned here.
+    for _ in range(3):
+        assert (await submit(http, svc.public_url, flow, "alice@example.com")).status == 400
+    blocked = await submit(http, svc.public_url, flow, "alice@example.com", form=True)
+    assert reached(kratos) == 3
+    assert blocked.status == 303  # not a 429 page: Kratos told where its login UI is
+    assert blocked.headers["Location"] == f"{kratos.state.login_ui_url}?flow={flow.id}"
+    assert int(blocked.headers["Retry-After"]) >= 1
+
+
 async def test_legacy_redirect(
     guarded: Guarded,
     http: aiohttp.ClientSession,

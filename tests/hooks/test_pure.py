@@ -12,7 +12,7 @@ from config import ConfigError, load_settings
 from config.hooks import HooksSettings
 from handlers.hooks.delivery import retry_delay
 from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
-from handlers.hooks.identity import parse_identity_call, policy_for
+from handlers.hooks.identity_hook import parse_identity_call, policy_for
 from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
 from handlers.hooks.pg import connect_options

@@ -33,7 +33,7 @@ from proxy.guard.flows import (
     with_message,
 )
 from proxy.guard.guard_metrics import RATE_LIMITED
-from proxy.guard.naming import Subject
+from proxy.guard.naming import HashedSubject
 from proxy.guard.policy import Outcome, Verdict
 from proxy.guard.respond import Block, blocked, refuse
 from proxy.guard.store import FlowHold
@@ -70,12 +70,18 @@ async def answer_block(
                 log.warning("flow unavailable for a lockout answer")
             elif answer.status == 200:
                 flow = as_flow(document(answer))
-    return blocked(
-        block, guard.config, flow=flow, ui_url=guard.ui.get(kind), drop_ids=guard.failure_ids
-    )
+    ui_url = guard.ui.get(kind)
+    if ui_url is None and flow_id and not json_mode and kind == "login":
+        # Not configured and not seen yet on this replica: Kratos says where its login UI is
+        # when asked for a new browser flow (that flow is left to expire). The other flows'
+        # UIs are learned from Kratos' own redirects (a 429 page until then, as documented).
+        init = await request.fetch(f"/self-service/{kind}/browser", accept="text/html")
+        if init is not None and init.status in (302, 303):
+            ui_url = guard.ui.learn_from_init(kind, init.headers.get("Location"))
+    return blocked(block, guard.config, flow=flow, ui_url=ui_url, drop_ids=guard.failure_ids)
 
 
-def _subject(guard: Guard, request: Hooked, sub: Submission, address: str) -> Subject | None:
+def _subject(guard: Guard, request: Hooked, sub: Submission, address: str) -> HashedSubject | None:
     """Whom the attempt is about, or None when it carries no secret the guard judges."""
     secrets = sub.secrets.intersection(guard.config.methods)
     if not secrets:

@@ -13,25 +13,26 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDictProxy
 
 from config.decisions import DecisionsSettings
 from handlers.decisions.authenticators import (
     Authenticator,
     AuthResult,
+    Found,
     authenticate,
     authenticate_known,
+    find_credential,
 )
 from handlers.decisions.authorizers import SIGN_IN, authorize
 from handlers.decisions.decision_keys import DECIDER
 from handlers.decisions.decision_metrics import DECISIONS
-from handlers.decisions.errors import Answer, Caller, Denial, deny, is_browser
-from handlers.decisions.headers import allow_headers
+from handlers.decisions.deny import Answer, Caller, Denial, deny, is_browser
+from handlers.decisions.identity_headers import allow_headers
 from handlers.decisions.paths import describe
-from handlers.decisions.ratelimit import RateLimiter
 from handlers.decisions.reload import RulesHolder
 from handlers.decisions.remote import RemoteAuthorizer
 from handlers.decisions.request import OriginalRequest, ProxyTrust, read_original
+from handlers.decisions.rule_limits import RateLimiter
 from handlers.decisions.rules import Rule
 from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
@@ -91,15 +92,13 @@ class Decider:
             return _OUTCOME_DENIALS["invalid"], Subject()
         return authorize(rule.authorizer, auth.subject), auth.subject
 
-    def decide_known(
-        self, rule: Rule, headers: CIMultiDictProxy[str]
-    ) -> tuple[Denial | None, Subject] | None:
+    def decide_known(self, rule: Rule, found: Found | None) -> tuple[Denial | None, Subject] | None:
         """The decision without a coroutine when nothing needs waiting for — no rate limit, a
         local authorizer, a credential whose session is in memory, no step-up to re-check:
         most decisions. None: ``decide`` takes it."""
         if rule.rate_limit is not None or rule.authorizer.kind == "remote":
             return None
-        auth = authenticate_known(rule.authenticators, self.authenticators, headers)
+        auth = authenticate_known(found)
         if auth is None:
             return None
         if auth.outcome != "subject" or auth.subject is None:
@@ -110,13 +109,13 @@ class Decider:
         return denial, auth.subject
 
     async def decide(
-        self, rule: Rule, original: OriginalRequest, request: web.Request
+        self, rule: Rule, original: OriginalRequest, request: web.Request, found: Found | None
     ) -> tuple[Denial | None, Subject]:
         if rule.rate_limit is not None:
             denial = await self._limit(rule, "ip", original.client_ip)
             if denial is not None:
                 return denial, Subject()
-        auth = await authenticate(rule.authenticators, self.authenticators, request.headers)
+        auth = await authenticate(found)
         if auth.outcome != "subject" or auth.subject is None:
             return _OUTCOME_DENIALS[auth.outcome], Subject()
         subject = auth.subject
@@ -183,9 +182,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     elif original.forms and original.forms & ~rule.allowed_forms:  # most paths have none
         denial, subject = _refused(original.forms & ~rule.allowed_forms), Subject()
     else:
-        decided = decider.decide_known(rule, request.headers)
+        found = find_credential(rule.authenticators, decider.authenticators, request.headers)
+        decided = decider.decide_known(rule, found)
         if decided is None:
-            decided = await decider.decide(rule, original, request)
+            decided = await decider.decide(rule, original, request, found)
         denial, subject = decided
     rule_id = rule.id if rule is not None else "none"
     if denial is None:

@@ -11,7 +11,7 @@ the same flow teaches the guard the UI's address.
 from __future__ import annotations
 
 from proxy.guard.core import Guard
-from proxy.guard.handler import answer_block, json_caller
+from proxy.guard.login_hooks import answer_block, json_caller
 from proxy.guard.respond import refuse
 from proxy.kernel.errors import BodyTooLarge, DependencyUnavailable
 from proxy.kernel.hooked import Hook, Hooked, Reply
