@@ -123,24 +123,16 @@ class ApiResolver:
         self.timeout = ClientTimeout(total=timeout)
 
     async def resolve(self, identity_id: str) -> Resolved | None:
-        if not self.breaker.allow():
-            raise ResolverUnavailable("circuit open")
         body = orjson.dumps({"authenticationId": identity_id})
-        try:
-            async with self.client.post(
+        status, _, raw = await self.breaker.request(
+            lambda: self.client.post(
                 self.url,
                 data=body,
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
                 timeout=self.timeout,
-            ) as resp:
-                status, raw = resp.status, await resp.read()
-        except (ClientError, TimeoutError) as exc:
-            self.breaker.failure()
-            raise ResolverUnavailable(type(exc).__name__) from exc
-        if status >= 500:
-            self.breaker.failure()
-            raise ResolverUnavailable(f"HTTP {status}")
-        self.breaker.success()
+            ),
+            ResolverUnavailable,
+        )
         if status == 404:
             return None
         if status != 200:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aiohttp import ClientError, ClientResponse
+from multidict import CIMultiDictProxy
 from prometheus_client import Counter, Gauge
 
 BREAKER_STATE = Gauge(
@@ -96,3 +99,26 @@ class CircuitBreaker:
 
     def _publish(self) -> None:
         BREAKER_STATE.labels(self.name).set(_GAUGE[self.state])
+
+    async def request(
+        self,
+        call: Callable[[], AbstractAsyncContextManager[ClientResponse]],
+        unavailable: type[Exception],
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        """Make ``call()`` through the breaker: (status, headers, body); a network error,
+        a timeout or a 5xx counts as a failure and raises ``unavailable``, anything else as a
+        success. An open breaker raises ``unavailable`` without calling."""
+        if not self.allow():
+            raise unavailable("circuit open")
+        try:
+            async with call() as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except (ClientError, TimeoutError) as exc:
+            self.failure()
+            raise unavailable(type(exc).__name__) from exc
+        if status >= 500:
+            self.failure()
+            raise unavailable(f"HTTP {status}")
+        self.success()
+        return status, headers, raw

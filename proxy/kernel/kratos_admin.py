@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp import ClientSession, ClientTimeout
 from yarl import URL
 
 from proxy.kernel.breaker import CircuitBreaker
@@ -87,24 +87,16 @@ class KratosAdmin:
         self, method: str, url: URL, body: bytes | None = None
     ) -> tuple[int, Any, str | None]:
         """(status, decoded JSON or None, Link header); failures feed the breaker."""
-        if not self.breaker.allow():
-            raise AdminUnavailable("circuit open")
         headers = dict(self.headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        try:
-            async with self.session.request(
+        status, answer_headers, raw = await self.breaker.request(
+            lambda: self.session.request(
                 method, url, data=body, headers=headers, timeout=self.timeout
-            ) as resp:
-                raw = await resp.read()
-                status, link = resp.status, resp.headers.get("Link")
-        except (ClientError, TimeoutError) as exc:
-            self.breaker.failure()
-            raise AdminUnavailable(type(exc).__name__) from exc
-        if status >= 500:
-            self.breaker.failure()
-            raise AdminUnavailable(f"HTTP {status}")
-        self.breaker.success()
+            ),
+            AdminUnavailable,
+        )
+        link = answer_headers.get("Link")
         try:
             document = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as exc:
