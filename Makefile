@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench services tools demo clean
+.PHONY: run test lint bench chaos soak services tools demo clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ test: $(STAMP) services tools lint
 ## bench: throughput and latency beside reference peers (nginx, a bare aiohttp handler)
 bench: $(STAMP) tools
 	bash bench/run.sh
+
+## chaos: cut and stall Redis, RabbitMQ, Postgres and Kratos in turn under load; print the counts
+# (RELIABILITY.md). CHAOS_FAULT_SECONDS / CHAOS_BASELINE_SECONDS change the lengths.
+chaos: $(STAMP) services
+	$(BIN)/python -m chaos.run
+
+## soak: the same load for SOAK_SECONDS (600); RSS, open fds and p99 every SOAK_INTERVAL (30) s
+soak: $(STAMP) services
+	$(BIN)/python -m chaos.soak
 
 ## demo: the service in front of the Kratos stand-in on loopback (see README)
 demo: $(STAMP)

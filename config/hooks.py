@@ -70,6 +70,12 @@ class HooksSettings:
         "event published again (the outcome is unknown)",
     )
     amqp_reconnect_interval: float = setting(5.0, "HOOKS_AMQP_RECONNECT_INTERVAL")
+    token_leaked_pattern: str = setting(
+        "TOKEN_LEAKED", "HOOKS_TOKEN_LEAKED_PATTERN", doc="event telling an owner of a leak"
+    )
+    token_expiring_pattern: str = setting(
+        "TOKEN_EXPIRING", "HOOKS_TOKEN_EXPIRING_PATTERN", doc="event before a token expires"
+    )
 
     # --- outbox and its relay ----------------------------------------------------------------
     outbox_table: str = setting(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 import typing
@@ -51,6 +52,8 @@ def _parse_float(raw: object) -> float:
         value = float(str(raw).strip())
     except ValueError:
         raise ValueError("a number") from None
+    if not math.isfinite(value):  # "nan" and "inf" parse, but no timeout or budget means them
+        raise ValueError("a number (finite)")
     if value < 0:
         raise ValueError("a number >= 0")
     return value
@@ -59,7 +62,8 @@ def _parse_float(raw: object) -> float:
 def parse_listen(raw: object) -> ListenAddress:
     text = str(raw).strip()
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # ASCII digits only: str.isdigit() also holds for "²", which int() refuses.
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError("host:port, e.g. 0.0.0.0:8080 or [::]:8080")
     host = host.strip("[]") or "0.0.0.0"
     return ListenAddress(host, int(port))

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from config.backoff import BackoffSettings
+from config.credentials import TokensSettings
 from config.decisions import DecisionsSettings
 from config.errors import ConfigError
 from config.fields import IPNetwork, ListenAddress, setting
 from config.hooks import HooksSettings
+from config.redis_url import key_prefix_problem, parse_redis_url
 
 __all__ = ["IPNetwork", "ListenAddress", "Settings", "setting"]
 
@@ -70,15 +72,72 @@ class ProxySettings:
     keepalive_timeout: float = setting(
         30.0, "UPSTREAM_KEEPALIVE_TIMEOUT", doc="keep shorter than Kratos' idle timeout"
     )
+    pool_timeout: float = setting(
+        5.0, "UPSTREAM_POOL_TIMEOUT", doc="longest wait for a free Kratos connection (503)"
+    )
+    header_timeout: float = setting(
+        60.0, "CLIENT_HEADER_TIMEOUT", doc="seconds a client has to send a request head (408)"
+    )
+    idle_timeout: float = setting(
+        75.0, "CLIENT_IDLE_TIMEOUT", doc="an idle keep-alive client connection is closed after"
+    )
+    body_timeout: float = setting(
+        60.0, "CLIENT_BODY_TIMEOUT", doc="longest silence while a request body is read (408)"
+    )
+    send_timeout: float = setting(
+        60.0, "CLIENT_SEND_TIMEOUT", doc="longest a client may stop reading its answer"
+    )
+    body_buffer: int = setting(
+        64 * 1024,
+        "CLIENT_BODY_BUFFER",
+        doc="request body bytes received before a Kratos connection is taken",
+    )
+    body_min_rate: float = setting(
+        1024.0, "CLIENT_BODY_MIN_RATE", doc="bytes/s a request body must average (0 = off)"
+    )
+    body_rate_grace: float = setting(
+        10.0, "CLIENT_BODY_RATE_GRACE", doc="seconds before the minimum body rate applies"
+    )
+    max_header_size: int = setting(
+        64 * 1024, "CLIENT_MAX_HEADER_SIZE", doc="bytes of request line and headers (431)"
+    )
+    max_connections: int = setting(
+        16384, "MAX_CONNECTIONS", doc="open public connections (503); capped by open files"
+    )
+    max_connections_per_ip: int = setting(
+        1024, "MAX_CONNECTIONS_PER_IP", doc="open public connections per client IP (0 = any)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    redis_url: str = setting("", "REDIS_URL", secret=True, doc="empty = in-memory store")
+    redis_url: str = setting(
+        "",
+        "REDIS_URL",
+        secret=True,
+        doc="empty = in-memory store; redis://, rediss://, unix://, redis+sentinel://, "
+        "redis+cluster://",
+    )
     redis_key_prefix: str = setting("kh:", "REDIS_KEY_PREFIX")
     rabbitmq_url: str = setting("", "RABBITMQ_URL", secret=True, doc="empty = spool file only")
     database_url: str = setting("", "DATABASE_URL", secret=True, doc="empty = local spool")
     spool_dir: str = setting("./var/spool", "SPOOL_DIR", doc="embedded outbox location")
+    migrate: bool = setting(
+        False, "DB_MIGRATE", doc="apply DATABASE_URL's schema migrations at start-up"
+    )
+
+    def __post_init__(self) -> None:
+        # The URL is a secret as a whole: the messages name what was expected, never it.
+        if self.redis_url:
+            try:
+                parse_redis_url(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL=***: expected {exc}") from None
+        if problem := key_prefix_problem(self.redis_key_prefix):
+            raise ConfigError(
+                f"REDIS_KEY_PREFIX={self.redis_key_prefix!r}: expected no empty hash tag "
+                f"('{{}}'): {problem}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +157,4 @@ class Settings:
     hooks: HooksSettings = field(default_factory=HooksSettings)
     decisions: DecisionsSettings = field(default_factory=DecisionsSettings)
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
+    tokens: TokensSettings = field(default_factory=TokensSettings)

@@ -1,25 +1,27 @@
-"""App factories: the public listener (the edge proxy) and the internal one (the sidecar) —
-the composition root, with ``shared`` and ``server``: the only modules that know every feature.
+"""The composition root, with ``shared`` and ``server``: the only modules that know every
+feature. ``public_hooks`` is the public listener's hooked-route table (the listener itself is
+the wire data path, ``proxy/edge/wire``, started by ``server``); ``create_internal_app`` is the
+sidecar's aiohttp app.
 
-``build_apps(shared)`` is the only way the process and the tests make them. Each external
-resource an app owns is one ``cleanup_ctx`` that closes only what it opened; what both apps
-share (Redis, the guard, the bus) is ``Shared``'s.
+Each external resource the internal app owns is one ``cleanup_ctx`` that closes only what it
+opened; what both listeners share (Redis, the guard, the bus) is ``Shared``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import ClientTimeout, web
 from yarl import URL
 
+from handlers.credentials.install import install_internal as install_credentials
+from handlers.credentials.install import install_public as install_token_page
 from handlers.decisions.install import install_decisions
 from handlers.health import install_health
 from handlers.hooks.install import install as install_hooks
-from proxy.edge.aiohttp_hooked import dispatcher
-from proxy.edge.edge_keys import FORWARDER
-from proxy.edge.forwarder import Forwarder
 from proxy.edge.logout_watch import install_logout_watch
 from proxy.guard.compat import install_internal as install_backoff_compat
 from proxy.guard.install import install_public as install_login_guard
@@ -27,6 +29,7 @@ from proxy.kernel.hooked import HookTable
 from proxy.kernel.http_clients import session_context, upstream_session
 from proxy.kernel.kernel_keys import HOOK_GATE, KRATOS_PUBLIC, LISTENER, REDIS, SETTINGS
 from proxy.kernel.middleware import observe
+from proxy.kernel.redis import warm_up
 from proxy.shared import Shared
 
 
@@ -44,20 +47,9 @@ def public_hooks(shared: Shared) -> HookTable:
     hooks = HookTable()
     install_logout_watch(hooks, shared.bus, shared.settings.kratos.session_cookie)
     install_login_guard(hooks, shared.guard)
+    if shared.credentials is not None:
+        install_token_page(hooks, shared.credentials, shared.sessions)
     return hooks
-
-
-def create_public_app(shared: Shared) -> web.Application:
-    app = _base(
-        shared,
-        "public",
-        # Request bodies pass through as sent; Kratos' cookies can make long header lines.
-        handler_args={"auto_decompress": False, "max_line_size": 16384, "max_field_size": 32768},
-    )
-    app[FORWARDER] = forwarder = Forwarder(shared.settings)
-    app.cleanup_ctx.append(session_context(KRATOS_PUBLIC, upstream_session))
-    app.router.add_route("*", "/{tail:.*}", dispatcher(forwarder, public_hooks(shared)))
-    return app
 
 
 def _kratos_probe(app: web.Application) -> Callable[[], Any]:
@@ -70,21 +62,34 @@ def _kratos_probe(app: web.Application) -> Callable[[], Any]:
     return probe
 
 
+async def _redis_warm_up(app: web.Application) -> AsyncIterator[None]:
+    """Connect to Redis in the background at start-up (``kernel.redis.warm_up``): never
+    holds start-up, even when Redis is down."""
+    client = app[REDIS]
+    task = asyncio.create_task(warm_up(client), name="redis-warm-up") if client else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_internal_app(shared: Shared) -> web.Application:
     settings = shared.settings
     app = _base(shared, "internal", client_max_size=settings.server.max_body_size)
     app[HOOK_GATE] = shared.hook_gate
+    app.cleanup_ctx.append(_redis_warm_up)
     app.cleanup_ctx.append(
         session_context(KRATOS_PUBLIC, lambda s: upstream_session(s, pool_size=32))
     )
     health = shared.health
     health.register("kratos_public", _kratos_probe(app))
     install_health(app, health)
-    install_decisions(app, health, shared.bus)
-    install_hooks(app, health)
+    app.cleanup_ctx.append(shared.sessions.context)
+    credentials = shared.credentials
+    install_decisions(app, health, shared.sessions, credentials.verifier if credentials else None)
+    if credentials is not None:
+        install_credentials(app, health, credentials)
+    install_hooks(app, health, shared.bus)
     install_backoff_compat(app, shared.guard)
     return app
-
-
-def build_apps(shared: Shared) -> tuple[web.Application, web.Application]:
-    return create_public_app(shared), create_internal_app(shared)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from config import ConfigError, Settings, describe, load_settings
+from handlers.credentials import cli as credentials_cli
 from handlers.decisions import cli as decisions_cli
 from handlers.hooks import cli as hooks_cli
 from proxy import server
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     hooks_cli.add_commands(commands)
     decisions_cli.add_commands(commands)
     backoff_cli.add_commands(commands)
+    credentials_cli.add_commands(commands)
     return parser
 
 
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return hooks_cli.run(args, settings)
     if backoff_cli.handles(args):
         return backoff_cli.run(args, settings)
+    if credentials_cli.handles(args):
+        return credentials_cli.run(args, settings)
     if args.command == "config":
         return _config_check(settings)
     logs.configure(settings.log.level, settings.log.format)

@@ -1,6 +1,8 @@
 """Running the two listeners: start, wait for a signal, drain, stop.
 
-``start()`` is shared by the CLI and the tests, so the tests exercise the real listeners.
+The public listener is the wire data path (``proxy/edge/wire``: uvloop protocols, llhttp);
+the internal one is aiohttp. ``start()`` is shared by the CLI and the tests, so the tests
+exercise the real listeners.
 With ``workers > 1`` the parent forks that many processes that bind the same ports with
 SO_REUSEPORT (the kernel spreads connections) and relays SIGTERM/SIGINT/SIGHUP to them.
 """
@@ -20,8 +22,10 @@ from aiohttp import web
 
 from config.redact import mask_url_credentials
 from config.settings import ListenAddress, Settings
-from proxy.app import build_apps
-from proxy.kernel.access_log import AccessLogger
+from proxy.app import create_internal_app, public_hooks
+from proxy.edge.wire.limits import client_limits, open_files_limit
+from proxy.edge.wire.listener import PublicListener
+from proxy.kernel.access_log import AccessLines, AccessLogger
 from proxy.kernel.health_registry import Health
 from proxy.kernel.logs import server_logger
 from proxy.shared import Shared
@@ -31,22 +35,33 @@ log = logging.getLogger("kratos_hooks")
 
 @dataclass(slots=True)
 class Running:
+    public: PublicListener
     runners: list[web.AppRunner]
     shared: Shared
     public_port: int
     internal_port: int
+    access_lines: AccessLines | None = None
 
     @property
     def health(self) -> Health:
         return self.shared.health
+
+    @property
+    def internal_app(self) -> web.Application:
+        return self.runners[0].app
 
     async def stop(self) -> None:
         """Stop accepting on every listener, let in-flight requests finish, close the apps'
         resources, then what both shared."""
         self.health.draining = True
         try:
-            await asyncio.gather(*(runner.cleanup() for runner in self.runners))
+            await asyncio.gather(
+                self.public.stop(self.shared.settings.server.shutdown_timeout),
+                *(runner.cleanup() for runner in self.runners),
+            )
         finally:
+            if self.access_lines is not None:
+                self.access_lines.flush()  # what the last requests of both listeners logged
             await self.shared.close()
 
 
@@ -55,11 +70,14 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 
 async def _listen(
-    app: web.Application, address: ListenAddress, settings: Settings
+    app: web.Application,
+    address: ListenAddress,
+    settings: Settings,
+    access_lines: AccessLines | None = None,
 ) -> web.AppRunner:
     runner = web.AppRunner(
         app,
-        access_log_class=AccessLogger,
+        access_log_class=AccessLogger if access_lines is None else AccessLogger.bound(access_lines),
         access_log=logging.getLogger("kratos_hooks.access") if settings.log.access_log else None,
         shutdown_timeout=settings.server.shutdown_timeout,
         handle_signals=False,
@@ -94,20 +112,52 @@ def announce_defaults(settings: Settings) -> None:
         )
 
 
+async def _listen_public(
+    shared: Shared, access_lines: AccessLines | None
+) -> tuple[PublicListener, int]:
+    settings = shared.settings
+    files = open_files_limit()
+    limits = client_limits(settings, files)
+    log.info(
+        "resource limits",
+        extra={
+            "open_files": files,
+            "max_connections": limits.max_connections,
+            "max_connections_per_ip": limits.max_connections_per_ip,
+        },
+    )
+    listener = PublicListener(
+        settings, public_hooks(shared), limits, access_log=access_lines or False
+    )
+    address = settings.server.public_listen
+    reuse_port = settings.server.workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    try:
+        port = await listener.start(address.host, address.port, reuse_port=reuse_port)
+    except OSError as exc:
+        raise SystemExit(f"cannot listen on {address}: {exc.strerror}") from None
+    return listener, port
+
+
 async def start(settings: Settings) -> Running:
     shared = Shared.open(settings)
     runners: list[web.AppRunner] = []
+    public: PublicListener | None = None
     try:
-        public, internal = build_apps(shared)
-        runners.append(await _listen(public, settings.server.public_listen, settings))
-        runners.append(await _listen(internal, settings.server.internal_listen, settings))
+        # One batched access log for both listeners (``kernel.access_log``).
+        lines = AccessLines() if settings.log.access_log else None
+        public, public_port = await _listen_public(shared, lines)
+        internal = create_internal_app(shared)
+        address = settings.server.internal_listen
+        runners.append(await _listen(internal, address, settings, lines))
     except BaseException:
+        if public is not None:
+            await public.stop(0)
         for runner in runners:
             await runner.cleanup()
         await shared.close()
         raise
     shared.health.listening = True
-    running = Running(runners, shared, _bound_port(runners[0]), _bound_port(runners[1]))
+    running = Running(public, runners, shared, public_port, _bound_port(runners[0]), lines)
     log.info(
         "listening",
         extra={

@@ -22,6 +22,12 @@ from config import Settings, load_settings
 from proxy import server
 from tests.kratos_standin import StandinState, create_admin_app, create_public_app
 from tests.support.relay import FaultyRelay
+from tests.support.topology_fixtures import (  # noqa: F401 (fixtures)
+    failover_sentinel,
+    redis_cluster,
+    redis_sentinel,
+    redis_topology_url,
+)
 
 REDIS_BASE = os.environ.get("KH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_ADMIN = os.environ.get(

@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchkit.pinning import pinned
 from benchkit.processes import BenchError, Child, Supervisor
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -142,8 +143,11 @@ http {{
 """
 
 
-def start(supervisor: Supervisor, root: Path, name: str, config: str, port: int) -> Nginx:
-    """Write ``config`` to ``root``, validate it, and start nginx on it."""
+def start(
+    supervisor: Supervisor, root: Path, name: str, config: str, port: int, cpus: str = ""
+) -> Nginx:
+    """Write ``config`` to ``root``, validate it, and start nginx on it (on ``cpus`` when
+    given, a taskset list)."""
     (root / f"{name}-temp").mkdir(parents=True, exist_ok=True)
     conf = root / f"{name}.conf"
     conf.write_text(config)
@@ -153,7 +157,7 @@ def start(supervisor: Supervisor, root: Path, name: str, config: str, port: int)
     )
     if check.returncode != 0:
         raise BenchError(f"nginx {name} config rejected:\n{check.stderr}")
-    child = supervisor.spawn(f"nginx-{name}", argv)
+    child = supervisor.spawn(f"nginx-{name}", pinned(cpus, argv) if cpus else argv)
     return Nginx(child, port, root)
 
 

@@ -51,9 +51,15 @@ class WrkResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def write_script(path: Path, method: str, body: bytes, content_type: str) -> Path:
-    """A wrk Lua script sending ``method`` with ``body`` and reporting as one JSON line."""
+def write_script(
+    path: Path, method: str, body: bytes, content_type: str, delay_ms: float = 0.0
+) -> Path:
+    """A wrk Lua script sending ``method`` with ``body`` and reporting as one JSON line;
+    with ``delay_ms`` each connection waits that long before each request (wrk's
+    ``delay()``), so ``c`` connections offer at most ``c / delay`` requests per second."""
     lines = [f'wrk.method = "{method}"']
+    if delay_ms > 0:
+        lines.append(f"delay = function() return {delay_ms:.3f} end")
     if body:
         # A Lua long string needs no escaping as long as it cannot close early.
         if not body.isascii() or b"]]" in body:
@@ -61,6 +67,27 @@ def write_script(path: Path, method: str, body: bytes, content_type: str) -> Pat
         lines.append(f"wrk.body = [[{body.decode('ascii')}]]")
         lines.append(f'wrk.headers["Content-Type"] = "{content_type}"')
     lines.append(_DONE.replace('"MARK"', json.dumps(_MARK)))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_login_script(path: Path, template: str, content_type: str) -> Path:
+    """A wrk script POSTing ``template`` with ``{n}`` replaced by a counter, so every login
+    names an identifier of its own (the guard holds concurrent attempts on one identifier
+    as the failures they may be)."""
+    before, _, after = template.partition("{n}")
+    if "'" in template or "\\" in template:
+        raise ValueError("the template must not contain ' or \\")
+    lines = [
+        'wrk.method = "POST"',
+        f'wrk.headers["Content-Type"] = "{content_type}"',
+        "local n = 0",
+        "request = function()",
+        "  n = n + 1",
+        f"  return wrk.format(nil, nil, nil, '{before}' .. n .. '{after}')",
+        "end",
+        _DONE.replace('"MARK"', json.dumps(_MARK)),
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

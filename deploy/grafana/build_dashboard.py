@@ -73,6 +73,7 @@ def panel(
 REQUESTS = "kratos_hooks_http_requests_total"
 LATENCY = "kratos_hooks_http_request_duration_seconds"
 CACHE = "kratos_hooks_decisions_session_cache_total"
+TOKEN_CACHE = "kratos_hooks_tokens_cache_total"
 PUBLIC = 'listener="public"'
 BREAKER = [
     {
@@ -219,6 +220,13 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 description="Guard: the in-process limiter decided instead. Session cache: Kratos "
                 "asked directly. Reservations: the outbox key alone guards once-per-identity.",
             ),
+            panel(
+                "Redis failovers followed",
+                [(rate("kratos_hooks_redis_master_changes_total"), "master changes")],
+                unit="reqps",
+                description="Behind Sentinel: the sentinels named another master and this "
+                "service moved to it.",
+            ),
         ],
     ),
     (
@@ -261,10 +269,127 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 unit="reqps",
             ),
             panel(
+                "Remote authorizer results by webhook",
+                [
+                    (
+                        rate("kratos_hooks_decisions_remote_total", "webhook, result"),
+                        "{{webhook}} {{result}}",
+                    )
+                ],
+                unit="reqps",
+                description="A rule's remote webhook: allow, deny, and the cached answers.",
+            ),
+            panel(
+                "Session-cache purges after a logout",
+                [(rate("kratos_hooks_decisions_session_purges_total", "origin"), "{{origin}}")],
+                unit="reqps",
+                description="local: a logout through this replica; pubsub: through another.",
+            ),
+            panel(
                 "Rules-file reloads by result",
                 [(rate("kratos_hooks_decisions_rule_reloads_total", "result"), "{{result}}")],
                 unit="reqps",
                 description="result=error: a new file was rejected and the previous rules stay.",
+            ),
+        ],
+    ),
+    (
+        "Tokens",
+        [
+            panel(
+                "Token checks by kind and result",
+                [
+                    (
+                        rate("kratos_hooks_tokens_verifications_total", "kind, result"),
+                        "{{kind}} {{result}}",
+                    )
+                ],
+                unit="reqps",
+                description="Personal access tokens, API keys and service tokens presented to a "
+                "token rule. unavailable: the store failed and the rule answered 503.",
+            ),
+            panel(
+                "Token cache hit ratio by layer",
+                [
+                    (
+                        rate(TOKEN_CACHE, "layer", 'result="hit"')
+                        + " / "
+                        + rate(TOKEN_CACHE, "layer"),
+                        "{{layer}}",
+                    )
+                ],
+                unit="percentunit",
+            ),
+            panel(
+                "Token store latency",
+                [
+                    (quantile(0.99, "kratos_hooks_tokens_store_seconds"), "p99"),
+                    (quantile(0.5, "kratos_hooks_tokens_store_seconds"), "p50"),
+                ],
+                unit="s",
+            ),
+            panel(
+                "Token store round trips by operation",
+                [
+                    (
+                        rate("kratos_hooks_tokens_store_queries_total", "backend, op"),
+                        "{{backend}} {{op}}",
+                    )
+                ],
+                unit="reqps",
+            ),
+            panel(
+                "Token store and Redis errors",
+                [
+                    (
+                        rate("kratos_hooks_tokens_store_errors_total", "backend"),
+                        "store {{backend}}",
+                    ),
+                    (rate("kratos_hooks_tokens_redis_errors_total"), "redis"),
+                ],
+                unit="reqps",
+                description="Store: uncached tokens fail closed (503). Redis: the store is asked "
+                "instead; a revocation made meanwhile reaches the other replicas when their "
+                "cache entry expires (TOKENS_CACHE_TTL).",
+            ),
+            panel(
+                "Revocations",
+                [
+                    (rate("kratos_hooks_tokens_revocations_total", "reason"), "made: {{reason}}"),
+                    (
+                        rate("kratos_hooks_tokens_revocations_applied_total", "origin"),
+                        "applied: {{origin}}",
+                    ),
+                ],
+                unit="reqps",
+                description="made: by this replica; applied: to this replica's cache, by how "
+                "the revocation arrived.",
+            ),
+            panel(
+                "Tokens issued by kind and origin",
+                [
+                    (
+                        rate("kratos_hooks_tokens_issued_total", "kind, origin"),
+                        "{{kind}} {{origin}}",
+                    )
+                ],
+                unit="reqps",
+            ),
+            panel(
+                "Leak reports and expiry notices",
+                [
+                    (rate("kratos_hooks_tokens_leak_reports_total", "result"), "leak {{result}}"),
+                    (
+                        rate("kratos_hooks_tokens_expiry_notices_total", "result"),
+                        "expiry notice {{result}}",
+                    ),
+                ],
+                unit="reqps",
+            ),
+            panel(
+                "Last uses not written yet",
+                [(f"sum(kratos_hooks_tokens_last_used_pending{{{SEL}}})", "tokens")],
+                description="Grows while the store is unavailable; written in batches.",
             ),
         ],
     ),
@@ -290,6 +415,13 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 "Welcome events by result",
                 [(rate("kratos_hooks_welcome_events_total", "result"), "{{result}}")],
                 unit="reqps",
+            ),
+            panel(
+                "Event publishes by result",
+                [(rate("kratos_hooks_outbox_publish_total", "result"), "{{result}}")],
+                unit="reqps",
+                description="confirmed by RabbitMQ; unsent (no connection), unknown (lost before "
+                "the confirm: published again), nacked (refused by the broker).",
             ),
             panel(
                 "Outbox depth by kind",

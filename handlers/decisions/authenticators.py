@@ -1,9 +1,10 @@
 """Authenticators: who is asking, tried in the rule's order.
 
 An authenticator that finds **no** credential of its kind passes to the next one; one that
-finds a credential Kratos rejects stops the chain (the caller sent something wrong — trying
-an anonymous fallback would hide that). The interface is credential extraction (pure) plus
-resolution (async), so a personal-access-token / API-key authenticator slots in beside these.
+finds a credential that is rejected (by Kratos, or by the token store) stops the chain (the
+caller sent something wrong — trying an anonymous fallback would hide that). The interface is
+credential extraction (pure) plus resolution (from memory without a coroutine when it can,
+else async). ``token`` asks the credentials feature through the kernel's ``TokenVerifier``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from typing import Literal, Protocol
 
 from multidict import CIMultiDictProxy
 
+from handlers.decisions.request import OriginalRequest
 from handlers.decisions.rules import AuthenticatorName
-from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
-from handlers.decisions.whoami import Credential, WhoamiResult
 from proxy.kernel.cookies import cookie_value
+from proxy.kernel.sessions.cache import SessionCache
+from proxy.kernel.sessions.whoami import Credential, WhoamiResult
+from proxy.kernel.tokens import TokenRefusal, TokenVerdict, TokenVerifier
 
-AuthOutcome = Literal["subject", "none", "invalid", "step_up", "error"]
+AuthOutcome = Literal["subject", "none", "invalid", "step_up", "error", "token_refused"]
 TOKEN_PREFIX = "ory_st_"
+UNAVAILABLE = TokenRefusal("unavailable")
 
 
 @dataclass(slots=True)  # made per decision: a plain slots class is three times cheaper
@@ -30,6 +34,7 @@ class AuthResult:
     subject: Subject | None = None
     credential: Credential | None = None
     authenticator: str = ""
+    refusal: TokenRefusal | None = None  # why the token store refused (``token_refused``)
 
 
 def session_token(headers: Mapping[str, str]) -> str | None:
@@ -45,16 +50,29 @@ def session_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def api_token(headers: Mapping[str, str], header: str) -> str | None:
+    """A token of ours: the configured header (``X-API-Key``), else any bearer token that is
+    not a Kratos session token (whether it is well formed is the verifier's to say)."""
+    value = headers.get(header, "").strip()
+    if value:
+        return value
+    scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value and not value.startswith(TOKEN_PREFIX):
+        return value
+    return None
+
+
 class Authenticator(Protocol):
     name: str
 
     def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None: ...
 
-    def known(self, credential: Credential) -> AuthResult | None:
+    def known(self, credential: Credential, original: OriginalRequest) -> AuthResult | None:
         """The answer already in memory, without a coroutine; None: ``resolve`` must ask."""
         ...
 
-    async def resolve(self, credential: Credential) -> AuthResult: ...
+    async def resolve(self, credential: Credential, original: OriginalRequest) -> AuthResult: ...
 
 
 def _from_whoami(
@@ -80,11 +98,11 @@ class Anonymous:
     def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
         return Credential("token", "")  # always present: the anonymous subject
 
-    def known(self, credential: Credential) -> AuthResult:
+    def known(self, credential: Credential, original: OriginalRequest) -> AuthResult:
         return AuthResult("subject", Subject(), None, self.name)
 
-    async def resolve(self, credential: Credential) -> AuthResult:
-        return self.known(credential)
+    async def resolve(self, credential: Credential, original: OriginalRequest) -> AuthResult:
+        return self.known(credential, original)
 
 
 class _KratosSession:
@@ -97,14 +115,22 @@ class _KratosSession:
         self._cache = cache
         self._roles_path = roles_path
 
-    def known(self, credential: Credential) -> AuthResult | None:
+    def known(self, credential: Credential, original: OriginalRequest) -> AuthResult | None:
+        if not credential.value.isascii():
+            # Kratos issues ASCII tokens and cookie values only, so this is none of them —
+            # and bytes that are not UTF-8 could neither be hashed nor sent on (they were
+            # a 500).
+            return AuthResult("invalid", None, credential, self.name)
         result = self._cache.cached(credential)
         if result is None:
             return None
         return _from_whoami(result, credential, self.name, self._roles_path)
 
-    async def resolve(self, credential: Credential) -> AuthResult:
-        result = self._cache.cached(credential) or await self._cache.lookup(credential)
+    async def resolve(self, credential: Credential, original: OriginalRequest) -> AuthResult:
+        answer = self.known(credential, original)
+        if answer is not None:
+            return answer
+        result = await self._cache.lookup(credential)
         return _from_whoami(result, credential, self.name, self._roles_path)
 
 
@@ -128,6 +154,38 @@ class SessionToken(_KratosSession):
         return Credential("token", value) if value else None
 
 
+class Token:
+    """A personal access token, API key or service token, checked by the credentials feature
+    (``None`` when tokens are switched off: every token rule then fails closed, 503)."""
+
+    name = "token"
+
+    def __init__(self, verifier: TokenVerifier | None, header: str) -> None:
+        self.verifier = verifier
+        self._header = header
+
+    def credential(self, headers: CIMultiDictProxy[str]) -> Credential | None:
+        value = api_token(headers, self._header)
+        return Credential("api_token", value) if value else None
+
+    def _result(self, verdict: TokenVerdict, credential: Credential) -> AuthResult:
+        if isinstance(verdict, TokenRefusal):
+            return AuthResult("token_refused", None, credential, self.name, verdict)
+        return AuthResult("subject", Subject.of_token(verdict), credential, self.name)
+
+    def known(self, credential: Credential, original: OriginalRequest) -> AuthResult | None:
+        if self.verifier is None:
+            return AuthResult("token_refused", None, credential, self.name, UNAVAILABLE)
+        verdict = self.verifier.known(credential.value, lambda: original.client_ip)
+        return None if verdict is None else self._result(verdict, credential)
+
+    async def resolve(self, credential: Credential, original: OriginalRequest) -> AuthResult:
+        if self.verifier is None:
+            return AuthResult("token_refused", None, credential, self.name, UNAVAILABLE)
+        verdict = await self.verifier.verify(credential.value, original.client_ip)
+        return self._result(verdict, credential)
+
+
 Found = tuple[Authenticator, Credential]
 
 
@@ -146,18 +204,18 @@ def find_credential(
     return None
 
 
-async def authenticate(found: Found | None) -> AuthResult:
+async def authenticate(found: Found | None, original: OriginalRequest) -> AuthResult:
     """The chain's answer: the authenticator that found a credential decides."""
     if found is None:
         return AuthResult("none")
     authenticator, credential = found
-    return await authenticator.resolve(credential)
+    return await authenticator.resolve(credential, original)
 
 
-def authenticate_known(found: Found | None) -> AuthResult | None:
+def authenticate_known(found: Found | None, original: OriginalRequest) -> AuthResult | None:
     """``authenticate`` without a coroutine, when memory already knows the answer (a cached
-    session: the common case); None when the deciding authenticator must ask."""
+    session or token: the common case); None when the deciding authenticator must ask."""
     if found is None:
         return AuthResult("none")
     authenticator, credential = found
-    return authenticator.known(credential)
+    return authenticator.known(credential, original)

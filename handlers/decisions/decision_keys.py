@@ -12,7 +12,5 @@ if TYPE_CHECKING:
 
 DECIDER: web.AppKey[Decider] = web.AppKey("decisions_decider")
 RULES: web.AppKey[RulesHolder] = web.AppKey("decisions_rules")
-# Kratos' public API for whoami: its own pool, so decisions never queue behind other traffic.
-WHOAMI_HTTP = web.AppKey("decisions_whoami_http", ClientSession)
 # The remote authorizer's webhooks: a separate session (other hosts, other TLS settings).
 WEBHOOK_HTTP = web.AppKey("decisions_webhook_http", ClientSession)

@@ -4,6 +4,9 @@
     API / XHR                                     401 JSON + WWW-Authenticate, 403 JSON …
                                                   (step-up: 403 {"error": "aal2_required", …})
     refused path (any caller but nginx style)     400 JSON, Kratos' shape (``bad_request``)
+    a token refused (any caller, browsers too)    401 invalid_token / token_expired, 403
+                                                  insufficient_scope: RFC 6750 JSON and
+                                                  ``WWW-Authenticate: Bearer error=…``
     nginx style                                   401 / 403 only, login URL in X-Login
                                                   (a refused path: 403)
 
@@ -33,7 +36,11 @@ DenialKind = Literal[
     "rate_limited",
     "unavailable",
     "bad_path",
+    "invalid_token",
+    "token_expired",
+    "insufficient_scope",
 ]
+BEARER_KINDS = frozenset({"invalid_token", "token_expired", "insufficient_scope"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,7 @@ class Denial:
     reason: str
     retry_after: int | None = None
     status: int | None = None  # only for not_found: the configured no-match status
+    scope: tuple[str, ...] = ()  # only for insufficient_scope: the scopes required
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +111,40 @@ def _realm(caller: Caller) -> tuple[str, str]:
     return ("WWW-Authenticate", f'Bearer realm="{host}", Session realm="{host}"')
 
 
+def _quoted(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")
+
+
+def _bearer_header(denial: Denial, caller: Caller) -> tuple[str, str]:
+    """RFC 6750 §3: the error, a description, and the scopes for ``insufficient_scope``."""
+    error = "insufficient_scope" if denial.kind == "insufficient_scope" else "invalid_token"
+    host = caller.original.hostname.replace('"', "")
+    value = f'Bearer realm="{host}", error="{error}", error_description="{_quoted(denial.reason)}"'
+    if denial.scope:
+        value += f', scope="{_quoted(" ".join(denial.scope))}"'
+    return ("WWW-Authenticate", value)
+
+
+def _bearer(denial: Denial, caller: Caller) -> Answer:
+    """A refused token: OAuth's flat error shape (``token_expired`` keeps its own code in the
+    body; the header says ``invalid_token``, the only RFC 6750 code for it)."""
+    status = 403 if denial.kind == "insufficient_scope" else 401
+    body: dict[str, Any] = {
+        "error": denial.kind,
+        "error_description": denial.reason,
+        "request_id": caller.request_id,
+    }
+    if denial.scope:
+        body["scope"] = " ".join(denial.scope)
+    return Answer(status, (_bearer_header(denial, caller),), body)
+
+
 def _nginx(denial: Denial, caller: Caller) -> Answer:
     if denial.kind == "unavailable":
         return Answer(503)
+    if denial.kind in BEARER_KINDS:
+        answer = _bearer(denial, caller)
+        return Answer(answer.status, answer.headers)
     if denial.kind in {"unauthenticated", "step_up"}:
         status = 401 if denial.kind == "unauthenticated" else 403
         aal = "aal2" if denial.kind == "step_up" else None
@@ -123,6 +162,8 @@ def deny(denial: Denial, caller: Caller) -> Answer:
     if caller.style == "nginx":
         return _nginx(denial, caller)
     kind = denial.kind
+    if kind in BEARER_KINDS:  # a token's caller is a program: no login redirect
+        return _bearer(denial, caller)
     if kind in {"unauthenticated", "step_up"} and caller.browser:
         aal = "aal2" if kind == "step_up" else None
         location = login_redirect(caller.login_url, caller.original, aal=aal)

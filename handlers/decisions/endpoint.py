@@ -34,9 +34,10 @@ from handlers.decisions.remote import RemoteAuthorizer
 from handlers.decisions.request import OriginalRequest, ProxyTrust, read_original
 from handlers.decisions.rule_limits import RateLimiter
 from handlers.decisions.rules import Rule
-from handlers.decisions.session_cache import SessionCache
 from handlers.decisions.subject import Subject
 from proxy.kernel.kernel_keys import REQUEST_ID, ROUTE
+from proxy.kernel.sessions.cache import SessionCache
+from proxy.kernel.tokens import RefusalReason, TokenRefusal, TokenVerifier
 
 log = logging.getLogger("kratos_hooks.decisions")
 
@@ -48,6 +49,30 @@ _OUTCOME_DENIALS: Mapping[str, Denial] = {
     "step_up": Denial("step_up", "This resource requires a second authentication factor."),
     "error": Denial("unavailable", "The identity service is unavailable; access is denied."),
 }
+_INVALID = "The token is invalid."
+_TOKEN_DENIALS: Mapping[RefusalReason, Denial] = {
+    "malformed": Denial("invalid_token", "The token is malformed."),
+    "unknown": Denial("invalid_token", _INVALID),
+    "revoked": Denial("invalid_token", "The token has been revoked."),
+    "owner_inactive": Denial("invalid_token", "The token's owner is no longer active."),
+    "expired": Denial("token_expired", "The token has expired."),
+    "unavailable": Denial("unavailable", "The credential store is unavailable; access is denied."),
+}
+_KIND_REFUSED = Denial("invalid_token", "This kind of token is not accepted here.")
+
+
+def _refusal(refusal: TokenRefusal | None) -> Denial:
+    if refusal is None:
+        return _TOKEN_DENIALS["unavailable"]
+    if refusal.reason == "rate_limited":
+        return Denial("rate_limited", "Too many requests; try again later.", refusal.retry_after)
+    return _TOKEN_DENIALS[refusal.reason]
+
+
+def _auth_denial(auth: AuthResult) -> Denial:
+    if auth.outcome == "token_refused":
+        return _refusal(auth.refusal)
+    return _OUTCOME_DENIALS[auth.outcome]
 
 
 @dataclass(slots=True)
@@ -59,6 +84,14 @@ class Decider:
     cache: SessionCache
     remote: RemoteAuthorizer
     limiter: RateLimiter
+    tokens: TokenVerifier | None = None
+
+    def kind_refused(self, rule: Rule, found: Found | None) -> bool:
+        """A token of a kind this rule does not accept: refused before any look-up."""
+        if found is None or found[1].kind != "api_token" or self.tokens is None:
+            return False
+        kind = self.tokens.kind_of(found[1].value)
+        return kind is not None and kind not in rule.token_kinds
 
     async def _limit(self, rule: Rule, scope: str, who: str) -> Denial | None:
         limits = rule.rate_limit
@@ -92,17 +125,19 @@ class Decider:
             return _OUTCOME_DENIALS["invalid"], Subject()
         return authorize(rule.authorizer, auth.subject), auth.subject
 
-    def decide_known(self, rule: Rule, found: Found | None) -> tuple[Denial | None, Subject] | None:
+    def decide_known(
+        self, rule: Rule, found: Found | None, original: OriginalRequest
+    ) -> tuple[Denial | None, Subject] | None:
         """The decision without a coroutine when nothing needs waiting for — no rate limit, a
-        local authorizer, a credential whose session is in memory, no step-up to re-check:
-        most decisions. None: ``decide`` takes it."""
+        local authorizer, a credential whose session or token is in memory, no step-up to
+        re-check: most decisions. None: ``decide`` takes it."""
         if rule.rate_limit is not None or rule.authorizer.kind == "remote":
             return None
-        auth = authenticate_known(found)
+        auth = authenticate_known(found, original)
         if auth is None:
             return None
         if auth.outcome != "subject" or auth.subject is None:
-            return _OUTCOME_DENIALS[auth.outcome], Subject()
+            return _auth_denial(auth), Subject()
         denial = authorize(rule.authorizer, auth.subject)
         if denial is not None and denial.kind == "step_up" and auth.credential is not None:
             return None  # the user may have just stepped up: ``decide`` asks again
@@ -115,9 +150,9 @@ class Decider:
             denial = await self._limit(rule, "ip", original.client_ip)
             if denial is not None:
                 return denial, Subject()
-        auth = await authenticate(found)
+        auth = await authenticate(found, original)
         if auth.outcome != "subject" or auth.subject is None:
-            return _OUTCOME_DENIALS[auth.outcome], Subject()
+            return _auth_denial(auth), Subject()
         subject = auth.subject
         if rule.authorizer.kind == "remote":
             denial = await self._remote(rule, original, request, subject)
@@ -183,10 +218,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         denial, subject = _refused(original.forms & ~rule.allowed_forms), Subject()
     else:
         found = find_credential(rule.authenticators, decider.authenticators, request.headers)
-        decided = decider.decide_known(rule, found)
-        if decided is None:
-            decided = await decider.decide(rule, original, request, found)
-        denial, subject = decided
+        if decider.kind_refused(rule, found):
+            denial, subject = _KIND_REFUSED, Subject()
+        else:
+            decided = decider.decide_known(rule, found, original)
+            if decided is None:
+                decided = await decider.decide(rule, original, request, found)
+            denial, subject = decided
     rule_id = rule.id if rule is not None else "none"
     if denial is None:
         assert rule is not None  # a denial is always set when no rule matched

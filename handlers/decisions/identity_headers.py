@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from handlers.decisions.subject import Subject, dig
+from proxy.kernel.tokens import TokenPrincipal
 
 IDENTITY_HEADERS = (
     "X-User-ID",
@@ -22,6 +23,17 @@ IDENTITY_HEADERS = (
     "X-User-Verified",
     "X-Session-ID",
     "X-Auth-Time",
+)
+# Seed guide §6.6: what a token's allow answer says, by kind (a PAT speaks for its owner).
+TOKEN_HEADERS = {
+    "pat": ("X-User-ID", "X-Token-ID", "X-Token-Scopes"),
+    "key": ("X-Org-ID", "X-Key-ID", "X-Key-Scopes"),
+    "svc": ("X-Service-Name", "X-Service-Scopes"),
+}
+# Every header an allow answer may carry: the deploy examples copy these and strip the
+# client's own copies.
+ALL_HEADERS = IDENTITY_HEADERS + tuple(
+    dict.fromkeys(h for names in TOKEN_HEADERS.values() for h in names if h != "X-User-ID")
 )
 MAX_VALUE = 4096
 
@@ -68,7 +80,32 @@ def identity_headers(subject: Subject) -> dict[str, str]:
     return dict(cached)
 
 
+def _token_headers(token: TokenPrincipal) -> dict[str, str]:
+    scopes = ",".join(token.scopes)
+    if token.kind == "pat":
+        values = {"X-User-ID": token.owner, "X-Token-ID": token.token_id, "X-Token-Scopes": scopes}
+    elif token.kind == "key":
+        values = {"X-Org-ID": token.owner, "X-Key-ID": token.token_id, "X-Key-Scopes": scopes}
+    else:
+        values = {"X-Service-Name": token.owner, "X-Service-Scopes": scopes}
+    return {name: sanitize(value) for name, value in values.items()}
+
+
+def token_document(token: TokenPrincipal) -> dict[str, object]:
+    """What a rule's ``headers`` templates see for a token subject (``{{ token.id }}`` …)."""
+    return {
+        "token": {
+            "id": token.token_id,
+            "kind": token.kind,
+            "owner": token.owner,
+            "scopes": list(token.scopes),
+        }
+    }
+
+
 def _identity_headers(subject: Subject) -> dict[str, str]:
+    if subject.token is not None:
+        return _token_headers(subject.token)
     values = {
         "X-User-ID": subject.id,
         "X-User-Email": subject.email,
@@ -91,8 +128,9 @@ def allow_headers(
     if with_identity and not extras and not subject.anonymous:
         return _identity_headers_no_store(subject)  # the common case, made once per session
     headers = identity_headers(subject) if with_identity else {}
+    document = subject.session if subject.token is None else token_document(subject.token)
     for name, template in extras:
-        headers[name] = render(template, subject.session)
+        headers[name] = render(template, document)
     return headers | NO_STORE
 
 

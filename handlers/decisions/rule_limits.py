@@ -13,11 +13,9 @@ import math
 import time
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
-
 from handlers.decisions.decision_metrics import REDIS_ERRORS
 from proxy.kernel.digests import sha256_hex
-from proxy.kernel.redis import RedisUnavailable, redis_call
+from proxy.kernel.redis import RedisClient, RedisUnavailable, redis_call
 
 log = logging.getLogger("kratos_hooks.decisions")
 
@@ -33,7 +31,7 @@ def window_of(now: float, window: float) -> tuple[int, int]:
 class RateLimiter:
     def __init__(
         self,
-        redis: Callable[[], aioredis.Redis | None],
+        redis: Callable[[], RedisClient | None],
         prefix: str,
         clock: Callable[[], float] = time.time,
     ) -> None:

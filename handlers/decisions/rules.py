@@ -22,11 +22,17 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from handlers.decisions.request import OriginalRequest
+from proxy.kernel.tokens import TOKEN_KINDS, TokenKind
 
-AuthenticatorName = Literal["anonymous", "session_cookie", "session_token"]
-AUTHENTICATORS: tuple[AuthenticatorName, ...] = ("anonymous", "session_cookie", "session_token")
-AuthorizerKind = Literal["allow", "deny", "roles", "aal", "remote"]
-AUTHORIZERS: tuple[AuthorizerKind, ...] = ("allow", "deny", "roles", "aal", "remote")
+AuthenticatorName = Literal["anonymous", "session_cookie", "session_token", "token"]
+AUTHENTICATORS: tuple[AuthenticatorName, ...] = (
+    "anonymous",
+    "session_cookie",
+    "session_token",
+    "token",
+)
+AuthorizerKind = Literal["allow", "deny", "roles", "aal", "remote", "scopes"]
+AUTHORIZERS: tuple[AuthorizerKind, ...] = ("allow", "deny", "roles", "aal", "remote", "scopes")
 ErrorStyle = Literal["auto", "nginx"]
 
 
@@ -127,6 +133,7 @@ class Authorizer:
     require_all: bool = False
     aal: str = "aal2"
     webhook: str = ""
+    scopes: tuple[str, ...] = ()  # ``scopes``: required, all of them unless ``require_all`` is off
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +156,8 @@ class Rule:
     rate_limit: RateLimit | None = None
     # The ambiguous path forms (``paths.ALLOWANCES`` bits) this rule's backends need.
     allowed_forms: int = 0
+    # Which kinds of token the ``token`` authenticator accepts for this rule.
+    token_kinds: frozenset[TokenKind] = frozenset(TOKEN_KINDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ path_regex = "/api/v[0-9]+/.*"               # ... or one regex (whole path)
 methods = ["GET", "POST"]                    # optional
 registry_actions = ["put-manifest"]          # optional (X-Registry-Action)
 registry_namespaces = ["team-a/**"]          # optional globs (X-Registry-Namespace)
-authenticators = ["session_cookie", "session_token"]   # tried in order
+authenticators = ["session_cookie", "session_token", "token"]   # tried in order
+token_kinds = ["pat", "key"]  # optional: the kinds of token "token" accepts (default all)
 authorizer = "allow"          # or { type = "roles", roles = ["admin"], require = "any" }
                               #    { type = "aal", aal = "aal2" }
+                              #    { type = "scopes", scopes = ["read:users"], require = "all" }
                               #    { type = "remote", webhook = "corp" } | "deny"
 identity_headers = true
 headers = { "X-Tenant" = "{{ identity.metadata_public.tenant }}" }
@@ -35,6 +37,7 @@ Parsing is synchronous (it reads certificate files too): callers run it in an ex
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import ssl
@@ -61,6 +64,7 @@ from handlers.decisions.rules import (
     RuleSet,
     Webhook,
 )
+from proxy.kernel.tokens import TOKEN_KINDS, TokenKind, valid_scope
 
 RULE_KEYS = frozenset(
     {
@@ -77,6 +81,7 @@ RULE_KEYS = frozenset(
         "headers",
         "error_style",
         "rate_limit",
+        "token_kinds",
         *ALLOWANCES,
     }
 )
@@ -153,7 +158,7 @@ def _match(doc: Mapping[str, Any], allowed: int) -> Match:
             raise _Field("path_regex", "a regular expression string")
         try:
             paths = (re.compile(doc["path_regex"]),)
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:  # a{4294967296}: OverflowError, not re.error
             raise _Field("path_regex", f"a valid regular expression ({exc})") from None
     methods = _strings(doc.get("methods", []), "methods")
     hosts = _strings(doc.get("hosts", []), "hosts")
@@ -181,19 +186,28 @@ def _authorizer(raw: Any, webhooks: Mapping[str, Webhook]) -> Authorizer:
         raise _Field("authorizer", "one of " + "|".join(AUTHORIZERS) + " (or {type = …})")
     kind = cast(AuthorizerKind, spec["type"])
     allowed: dict[str, set[str]] = {"allow": set(), "deny": set(), "roles": {"roles", "require"}}
-    allowed |= {"aal": {"aal"}, "remote": {"webhook"}}
+    allowed |= {"aal": {"aal"}, "remote": {"webhook"}, "scopes": {"scopes", "require"}}
     unknown = set(spec) - {"type"} - allowed[kind]
     if unknown:
         raise _Field(f"authorizer.{sorted(unknown)[0]}", f"no such key for type {kind!r}")
     if kind == "roles":
         roles = _strings(spec.get("roles"), "authorizer.roles", non_empty=True)
         require = spec.get("require", "any")
-        if require not in {"any", "all"}:
+        if require not in ("any", "all"):
             raise _Field("authorizer.require", "any|all")
         return Authorizer(kind, roles=frozenset(roles), require_all=require == "all")
+    if kind == "scopes":
+        scopes = _strings(spec.get("scopes"), "authorizer.scopes", non_empty=True)
+        bad = [scope for scope in scopes if not valid_scope(scope)]
+        if bad:
+            raise _Field("authorizer.scopes", f"action:resource scopes ({bad[0]!r} is not one)")
+        require = spec.get("require", "all")
+        if require not in {"any", "all"}:
+            raise _Field("authorizer.require", "any|all")
+        return Authorizer(kind, scopes=scopes, require_all=require == "all")
     if kind == "aal":
         aal = spec.get("aal", "aal2")
-        if aal not in {"aal1", "aal2"}:
+        if aal not in ("aal1", "aal2"):
             raise _Field("authorizer.aal", "aal1|aal2")
         return Authorizer(kind, aal=aal)
     if kind == "remote":
@@ -231,9 +245,15 @@ def _rate_limit(raw: Any) -> RateLimit:
             raise _Field(f"rate_limit.{key}", "an integer >= 0")
         values[key] = value
     window = raw.get("window_s", 60)
-    if not isinstance(window, int | float) or isinstance(window, bool) or window <= 0:
+    # TOML has inf and nan: neither makes a window (every decision of the rule would fail).
+    if not _finite(window) or window <= 0:
         raise _Field("rate_limit.window_s", "a number of seconds > 0")
     return RateLimit(values["per_ip"], values["per_subject"], float(window))
+
+
+def _finite(value: object) -> bool:
+    """A number an operator can mean: not a boolean, not TOML's ``inf`` or ``nan``."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _rule(doc: Mapping[str, Any], webhooks: Mapping[str, Webhook]) -> Rule:
@@ -245,9 +265,9 @@ def _rule(doc: Mapping[str, Any], webhooks: Mapping[str, Webhook]) -> Rule:
         if name not in AUTHENTICATORS:
             raise _Field("authenticators", "items among " + "|".join(AUTHENTICATORS))
     if "authorizer" not in doc:
-        raise _Field("authorizer", "an authorizer (allow, deny, roles, aal, remote)")
+        raise _Field("authorizer", "an authorizer (allow, deny, roles, aal, scopes, remote)")
     style = doc.get("error_style")
-    if style is not None and style not in {"auto", "nginx"}:
+    if style is not None and style not in ("auto", "nginx"):
         raise _Field("error_style", "auto|nginx")
     identity_headers = doc.get("identity_headers", True)
     if not isinstance(identity_headers, bool):
@@ -263,19 +283,39 @@ def _rule(doc: Mapping[str, Any], webhooks: Mapping[str, Webhook]) -> Rule:
         error_style=cast(ErrorStyle | None, style),
         rate_limit=_rate_limit(doc["rate_limit"]) if "rate_limit" in doc else None,
         allowed_forms=allowed,
+        token_kinds=_token_kinds(doc, names),
     )
+
+
+def _token_kinds(doc: Mapping[str, Any], authenticators: tuple[str, ...]) -> frozenset[TokenKind]:
+    if "token_kinds" not in doc:
+        return frozenset(TOKEN_KINDS)
+    if "token" not in authenticators:
+        raise _Field("token_kinds", "the token authenticator in authenticators")
+    kinds = _strings(doc["token_kinds"], "token_kinds", non_empty=True)
+    if any(kind not in TOKEN_KINDS for kind in kinds):
+        raise _Field("token_kinds", "items among " + "|".join(TOKEN_KINDS))
+    return frozenset(cast(tuple[TokenKind, ...], kinds))
 
 
 def _ssl_context(doc: Mapping[str, Any]) -> ssl.SSLContext | None:
     cert, key, ca = (
-        doc.get(k) for k in ("client_certificate", "client_private_key", "server_ca_bundle")
+        doc.get(k, "") for k in ("client_certificate", "client_private_key", "server_ca_bundle")
     )
+    for name, value in (("client_certificate", cert), ("client_private_key", key)):
+        if not isinstance(value, str):
+            raise _Field(name, "a file path")
+    if not isinstance(ca, str):
+        raise _Field("server_ca_bundle", "a file path")
     if not (cert or ca):
         return None
-    context = ssl.create_default_context(cafile=ca if isinstance(ca, str) else None)
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise _Field("server_ca_bundle", f"a readable PEM bundle ({exc})") from None
     if cert:
         try:
-            context.load_cert_chain(cert, key if isinstance(key, str) else None)
+            context.load_cert_chain(cert, key or None)
         except (OSError, ssl.SSLError) as exc:
             raise _Field(
                 "client_certificate", f"a readable PEM certificate and key ({exc})"
@@ -296,6 +336,8 @@ def _webhook(name: str, doc: Any, env: Mapping[str, str], unset_env: list[str] |
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
         raise _Field("timeout_ms", "an integer > 0")
     token = doc.get("bearer_token", "")
+    if not isinstance(token, str):
+        raise _Field("bearer_token", "a string")
     if "bearer_token_env" in doc:
         token = _from_env(doc["bearer_token_env"], "bearer_token_env", env, unset_env)
     basic = doc.get("basic_auth")
@@ -304,19 +346,21 @@ def _webhook(name: str, doc: Any, env: Mapping[str, str], unset_env: list[str] |
         if not isinstance(basic, Mapping) or not isinstance(basic.get("username"), str):
             raise _Field("basic_auth", "{ username = …, password = … | password_env = … }")
         password = basic.get("password", "")
+        if not isinstance(password, str):
+            raise _Field("basic_auth.password", "a string")
         if "password_env" in basic:
             password = _from_env(basic["password_env"], "basic_auth.password_env", env, unset_env)
         if ":" in basic["username"]:
             raise _Field("basic_auth.username", "a user name without ':' (RFC 7617)")
-        basic_pair = (basic["username"], str(password))
+        basic_pair = (basic["username"], password)
     ttl = doc.get("cache_ttl_s", 60)
-    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl < 0:
+    if not _finite(ttl) or ttl < 0:
         raise _Field("cache_ttl_s", "a number of seconds >= 0")
     return Webhook(
         name=name,
         url=url,
         timeout=timeout_ms / 1000,
-        bearer_token=str(token),
+        bearer_token=token,
         basic_auth=basic_pair,
         forward_headers=_strings(doc.get("forward_headers", []), "forward_headers"),
         cache_ttl=float(ttl),

@@ -1,11 +1,15 @@
-"""Who is asking: the subject an authenticator found, built from Kratos' session JSON."""
+"""Who is asking: the subject an authenticator found — a Kratos session (its JSON), a token
+(the credentials feature's principal), or nobody (the anonymous subject)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from proxy.kernel.sessions.whoami import parse_time
+from proxy.kernel.tokens import TokenPrincipal
 
 AAL_ORDER = {"aal0": 0, "aal1": 1, "aal2": 2, "aal3": 3}
 
@@ -23,31 +27,34 @@ def dig(document: object, path: str) -> object:
     return current
 
 
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """An authenticated session, or the anonymous subject (``session`` empty)."""
+    """An authenticated session, a token, or the anonymous subject (neither)."""
 
     session: Mapping[str, Any] = field(default_factory=dict)
     roles_path: str = "roles"
     # Shared with the cached whoami answer this subject came from (see headers.py).
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    token: TokenPrincipal | None = None
+
+    @classmethod
+    def of_token(cls, principal: TokenPrincipal) -> Subject:
+        """The token's subject, made once per cached principal (not once per decision)."""
+        subject: Subject | None = principal.memo.get("subject")
+        if subject is None:
+            subject = principal.memo["subject"] = cls(memo=principal.memo, token=principal)
+        return subject
 
     @property
     def anonymous(self) -> bool:
-        return not self.session
+        return not self.session and self.token is None
 
     @property
     def id(self) -> str:
+        """The identity (a session's, a PAT's owner), or the organisation or service a key or
+        service token speaks for."""
+        if self.token is not None:
+            return self.token.owner
         identity = self.session.get("identity")
         value = identity.get("id") if isinstance(identity, Mapping) else None
         return value if isinstance(value, str) else ""
@@ -74,6 +81,8 @@ class Subject:
 
     @property
     def roles(self) -> tuple[str, ...]:
+        if self.token is not None:
+            return self.token.roles  # a PAT inherits its owner's; keys and services have none
         value = dig(dig(self.session, "identity.metadata_public"), self.roles_path)
         if isinstance(value, str):
             return tuple(r.strip() for r in value.split(",") if r.strip())

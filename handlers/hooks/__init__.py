@@ -13,7 +13,7 @@ publisher     aio-pika robust connection with publisher confirms
 reservation   once-per-identity reservations in Redis
 outbox        the durable outbox: Postgres table, or the fsync'd spool file (spool.py),
               the spool standing behind the table when the database fails (fallback.py)
-pg            asyncpg pools that keep asyncpg off the disk in the event loop
+(pg — asyncpg pools that keep asyncpg off the disk — is the kernel's: proxy.kernel.pg)
 relay         the background task draining the outbox
 install       wiring into the internal app (INTERNAL_FEATURES)
 reconcile     the identity walk behind ``kratos-hooks reconcile identities``

@@ -71,6 +71,9 @@ def parse_welcome(payload: object) -> Welcome | str:
             return f"{key} is missing or empty"
     if not _valid_uuid(fields["identity_id"]):
         return "identity_id is not a UUID"
+    # One spelling per identity: the outbox key, the reservation and the message id are made
+    # from it, so "ABC…" and "{abc…}" must not be two identities with two welcome events.
+    fields["identity_id"] = str(uuid.UUID(fields["identity_id"]))
     return Welcome(**fields)
 
 
@@ -83,20 +86,35 @@ def message_id(pattern: str, identity_id: str) -> str:
     return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{pattern}:{identity_id}"))
 
 
+def _user(identity_id: str, first: str, email: str, display: str, platform: str) -> dict[str, Any]:
+    return {
+        "id": identity_id,
+        "firstName": first,
+        "lastName": "",
+        "email": email,
+        "profile": {"displayName": display, "url": f"{platform}/user/{identity_id}"},
+        "type": "user",
+    }
+
+
+def user_document(identity: dict[str, Any], platform_url: str) -> dict[str, Any]:
+    """The platform's user object for a Kratos identity (what every event's recipients are)."""
+    fields = _from_identity(identity)
+    return _user(
+        fields["identity_id"],
+        fields["first_name"],
+        fields["email"],
+        fields["display_name"],
+        platform_url.rstrip("/"),
+    )
+
+
 def envelope(welcome: Welcome, *, pattern: str, platform_url: str) -> dict[str, Any]:
     """The NestJS message: ``{"pattern": …, "data": …}`` with the user in three places."""
     platform = platform_url.rstrip("/")
-    user = {
-        "id": welcome.identity_id,
-        "firstName": welcome.first_name,
-        "lastName": "",
-        "email": welcome.email,
-        "profile": {
-            "displayName": welcome.display_name,
-            "url": f"{platform}/user/{welcome.identity_id}",
-        },
-        "type": "user",
-    }
+    user = _user(
+        welcome.identity_id, welcome.first_name, welcome.email, welcome.display_name, platform
+    )
     return {
         "pattern": pattern,
         "data": {

@@ -9,6 +9,7 @@ once-per-identity guard is the Redis reservation (when configured) and the spool
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Literal
@@ -27,6 +28,10 @@ class FallbackOutbox:
         self.primary = primary
         self.spool = spool
         self._origin: dict[str, Store] = {}
+        # Events the database did not acknowledge, kept in the spool instead: a stalled
+        # database may have taken the write all the same, and that row must be closed, not
+        # published again, once the spool has delivered the event.
+        self._unsure: set[str] = set()
 
     async def start(self) -> None:
         await self.spool.start()
@@ -54,6 +59,8 @@ class FallbackOutbox:
                 "outbox database unavailable: entry kept in the local spool",
                 extra={"error": str(exc), "kind": entry.kind},
             )
+            if entry.kind == "event":
+                self._unsure.add(entry.key)
         else:
             if fresh:
                 self._origin[entry.key] = "primary"
@@ -70,6 +77,7 @@ class FallbackOutbox:
         kinds: Sequence[Kind],
         keys: Sequence[str] | None = None,
     ) -> list[Entry]:
+        await self._close_unsure()
         local = await self.spool.claim(limit, lease, kinds, keys)
         for entry in local:
             self._origin[entry.key] = "spool"
@@ -79,9 +87,33 @@ class FallbackOutbox:
             if not local:
                 raise
             shared = []
+        kept = []
         for entry in shared:
+            if entry.kind == "event" and entry.key in self.spool.entries_by_key:
+                # The database took the hook's write after all — its answer was lost in a
+                # stall — while the hook, seeing no answer, kept the event in the spool, which
+                # delivers it. This copy is closed, never published a second time (it was).
+                with contextlib.suppress(OutboxUnavailable):
+                    await self.primary.delivered(entry.key)
+                    log.info("outbox entry also kept in the local spool: closed here, not sent")
+                continue
             self._origin[entry.key] = "primary"
-        return local + shared
+            kept.append(entry)
+        return local + kept
+
+    async def _close_unsure(self) -> None:
+        """Close the database's copy of each event the spool delivered (the relay's every
+        scan: as soon as the database answers again)."""
+        for key in list(self._unsure):
+            kept = self.spool.entries_by_key.get(key)
+            if kept is not None and kept.delivered_at is None:
+                continue  # the spool's copy is still to be delivered
+            if kept is not None:
+                try:
+                    await self.primary.delivered(key)
+                except OutboxUnavailable:
+                    return  # still away: the next scan tries again
+            self._unsure.discard(key)
 
     async def delivered(self, key: str) -> None:
         await self._store(key).delivered(key)

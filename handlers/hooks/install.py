@@ -46,7 +46,9 @@ from handlers.hooks.resolvers import (
 )
 from handlers.hooks.spool import SpoolOutbox, spool_filename
 from handlers.hooks.sync import IdentitySync, MetadataKeys
+from handlers.hooks.token_events import notices
 from handlers.hooks.verification import verification
+from proxy.kernel.bus import Bus, TokenNotice
 from proxy.kernel.health_registry import Health
 from proxy.kernel.http_clients import api_session, breaker, session_context
 from proxy.kernel.kernel_keys import REDIS, SETTINGS
@@ -252,7 +254,17 @@ def _probes(app: web.Application, health: Health) -> None:
     health.register("hooks_dependencies", breakers)
 
 
-def install(app: web.Application, health: Health) -> None:
+def notices_context(bus: Bus) -> Any:
+    """Token notices (TOKEN_LEAKED, TOKEN_EXPIRING) go to the outbox once it is there."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        bus.subscribe(TokenNotice, notices(app))
+        yield
+
+    return context
+
+
+def install(app: web.Application, health: Health, bus: Bus | None = None) -> None:
     """The INTERNAL_FEATURES installer of the Kratos hooks."""
     settings = app[SETTINGS]
     if not settings.store.database_url and settings.server.workers > 1:
@@ -268,6 +280,8 @@ def install(app: web.Application, health: Health) -> None:
     app.cleanup_ctx.append(resolvers_context)
     app.cleanup_ctx.append(background_context)
     app.cleanup_ctx.append(relay_context)
+    if bus is not None:
+        app.cleanup_ctx.append(notices_context(bus))
     app.router.add_post("/hooks/kratos/verification", hook("verification", verification))
     app.router.add_post("/hooks/kratos/identity", hook("identity", identity))
     _probes(app, health)

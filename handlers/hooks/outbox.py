@@ -36,8 +36,8 @@ import asyncpg
 import orjson
 
 from handlers.hooks.hook_metrics import LEASE_TAKEOVERS, OUTBOX_ERRORS
-from handlers.hooks.pg import create_pool
 from proxy.kernel.logs import fingerprint
+from proxy.kernel.pg import bounded, create_pool
 
 log = logging.getLogger("kratos_hooks.hooks.outbox")
 Kind = Literal["event", "identity"]
@@ -260,7 +260,7 @@ class PostgresOutbox:
     async def _run(self, method: str, sql: str, *args: Any) -> Any:
         pool = await self._get_pool()
         try:
-            return await getattr(pool, method)(sql, *args, timeout=self.timeout)
+            return await bounded(pool, method, sql, *args, timeout=self.timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             OUTBOX_ERRORS.labels(self.backend).inc()
             raise OutboxUnavailable(type(exc).__name__) from exc

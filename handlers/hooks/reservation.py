@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
-
 from handlers.hooks.hook_metrics import RESERVATION_ERRORS
-from proxy.kernel.redis import RedisUnavailable, redis_call
+from proxy.kernel.redis import RedisClient, RedisUnavailable, redis_call
 
 log = logging.getLogger("kratos_hooks.hooks.reservation")
 
 
 class Reservations:
-    def __init__(self, client: aioredis.Redis | None, prefix: str, retention: int) -> None:
+    def __init__(self, client: RedisClient | None, prefix: str, retention: int) -> None:
         self.client = client
         self.prefix = f"{prefix}hooks:once:"
         self.retention = max(1, retention)

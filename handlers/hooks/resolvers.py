@@ -24,8 +24,8 @@ from aiohttp_retry import ExponentialRetry, RetryClient
 
 from handlers.hooks.hook_metrics import RESOLUTIONS
 from handlers.hooks.lookup import is_nil, trait_value
-from handlers.hooks.pg import create_pool
 from proxy.kernel.breaker import CircuitBreaker
+from proxy.kernel.pg import bounded, create_pool
 
 log = logging.getLogger("kratos_hooks.hooks.resolvers")
 
@@ -77,7 +77,7 @@ class PostgresResolver:
         try:
             pool = await self._get_pool()
             # asyncpg prepares the statement once per connection and caches it.
-            row = await pool.fetchrow(self.query, identity_id, timeout=self.timeout)
+            row = await bounded(pool, "fetchrow", self.query, identity_id, timeout=self.timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self._last_error = type(exc).__name__
             raise ResolverUnavailable(self._last_error) from exc

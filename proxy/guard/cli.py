@@ -10,13 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib.metadata
 import ipaddress
 import sys
 import time
-
-import redis.asyncio as aioredis
-from redis.driver_info import DriverInfo
 
 from config.settings import Settings
 from proxy.guard.core import Guard
@@ -27,6 +23,7 @@ from proxy.guard.store import MemoryStore, StoreUnavailable
 from proxy.guard.support import reset, reset_address
 from proxy.kernel.errors import DependencyUnavailable
 from proxy.kernel.logs import fingerprint
+from proxy.kernel.redis import RedisClient, close_client, make_client
 
 CLI_TIMEOUT = 5.0  # seconds per Redis round trip: support tooling may wait longer than a login
 
@@ -76,16 +73,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    # Read outside the event loop: redis-py would stat site-packages inside it.
-    driver = DriverInfo(lib_version=importlib.metadata.version("redis"))
     try:
-        return asyncio.run(_run(args, settings, driver))
+        return asyncio.run(_run(args, settings))
     except (StoreUnavailable, DependencyUnavailable) as exc:
         print(f"kratos-hooks: Redis is unavailable ({exc})", file=sys.stderr)
         return 1
 
 
-def _guard(settings: Settings, client: aioredis.Redis) -> Guard:
+def _guard(settings: Settings, client: RedisClient) -> Guard:
     # Fail closed: support tooling must never report on or clear a throwaway local store.
     strict = dataclasses.replace(
         settings, backoff=dataclasses.replace(settings.backoff, fail_closed=True)
@@ -103,10 +98,9 @@ def _bucket(guard: Guard, args: argparse.Namespace) -> tuple[str, str, BucketPol
     return f"identifier {tag}", names.identifier_key(args.identifier), names.policies.identifier
 
 
-async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo) -> int:
-    client = aioredis.from_url(
-        settings.store.redis_url, socket_timeout=CLI_TIMEOUT, driver_info=driver
-    )
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # One server, a Sentinel-managed master or a Cluster, as the servers reach it.
+    client = make_client(settings.store.redis_url, socket_timeout=CLI_TIMEOUT)
     try:
         guard = _guard(settings, client)
         label, key, policy = _bucket(guard, args)
@@ -130,4 +124,4 @@ async def _run(args: argparse.Namespace, settings: Settings, driver: DriverInfo)
         )
         return 0
     finally:
-        await client.aclose()
+        await close_client(client)

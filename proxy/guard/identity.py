@@ -230,7 +230,11 @@ def _phone_number(raw: str, key: str) -> str | None:
     """
     if _PLUS.isdisjoint(raw):
         return None  # no default region: only an international number can be valid
-    legacy = _first_number(raw.strip(_GO_SPACE), _without_format(raw))
+    # Trimmed first, as every release trims before it keys an account: libphonenumber
+    # refuses inputs over 250 characters, so padding must not hide a number (a key must not
+    # change when an identifier is trimmed).
+    stripped = raw.strip(_GO_SPACE)
+    legacy = _first_number(stripped, _without_format(stripped))
     if legacy is not None and not _ARABIC_DIGITS.isdisjoint(_nfkc(raw)):
         return legacy
     return _first_number(_kratos_canonical(raw), key) or legacy

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
-
 from config.settings import Settings
 from proxy.guard.core import Guard
 from proxy.guard.identity import PROCESS_SECRET, Keyer
@@ -17,12 +15,17 @@ from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, Store
 from proxy.guard.windows import limited
 from proxy.kernel.hooked import HookTable
+from proxy.kernel.redis import RedisClient
+from proxy.kernel.redis_pipe import RedisPipe
 
 log = logging.getLogger("kratos_hooks.guard")
 
 
-def make_guard(settings: Settings, client: aioredis.Redis | None) -> Guard:
-    """The process's guard: buckets in Redis (``client``), else in this process."""
+def make_guard(
+    settings: Settings, client: RedisClient | None, pipe: RedisPipe | None = None
+) -> Guard:
+    """The process's guard: buckets in Redis (``client``; its scripts over ``pipe`` when
+    given), else in this process."""
     config = settings.backoff
     secret = config.secret
     if not secret:
@@ -33,7 +36,7 @@ def make_guard(settings: Settings, client: aioredis.Redis | None) -> Guard:
             "set BACKOFF_SECRET (the same on every replica)"
         )
     store: Store = (
-        RedisStore(client, settings.store.redis_key_prefix)
+        RedisStore(client, settings.store.redis_key_prefix, pipe=pipe)
         if client is not None
         else MemoryStore(max_keys=1_000_000)
     )

@@ -4,6 +4,14 @@ the flow holds and the rate windows. Pure: one place spells each key.
 Nothing here holds an identifier or an address in clear — keys carry the ``Keyer``'s HMACs —
 and an address is hashed once per request (``address``), then handed to every name that
 needs it (the buckets, the rate window).
+
+Every name starts with the Redis hash tag ``{bo}`` (``BUCKETS``), so on a Redis Cluster all
+of the guard's keys live in one hash slot — one shard. Nothing finer can keep each script
+call single-slot: one attempt's call touches its identifier's bucket, its address's bucket
+and their pair (and the address's rate window), so identifiers and addresses are all linked
+through pairs, and any split would cut some attempt's keys across slots — and its check of
+three buckets would stop being one atomic step. One shard carries the load easily: two
+small scripts per login, every key expiring within its window.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from proxy.guard.store import RateWindow
 from proxy.kernel.digests import sha256_hex
 from proxy.kernel.logs import fingerprint
 
-BUCKETS = "bo:"
+# The hash tag: Redis hashes a key by the text inside its first {…} (see above).
+BUCKETS = "{bo}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +113,4 @@ class BucketNames:
         if limit <= 0:
             return None
         index = int(now // window)
-        return RateWindow(f"rl:{flow}:{address}:{index}", limit, (index + 1) * window)
+        return RateWindow(f"{BUCKETS}rl:{flow}:{address}:{index}", limit, (index + 1) * window)

@@ -72,7 +72,10 @@ def check(credentials: Credentials, headers: Mapping[str, str]) -> GateVerdict:
         return "insecure" if credentials.insecure else "not_configured"
     ok = False
     if credentials.api_keys:
-        ok |= _any_equal(headers.get(credentials.header, "").encode(), credentials.api_keys)
+        # The header's own bytes: aiohttp hands non-UTF-8 bytes over as surrogate escapes,
+        # which a strict encode refuses (a key ending in 0xFF was a 500, not a 401).
+        sent = headers.get(credentials.header, "").encode("utf-8", "surrogateescape")
+        ok |= _any_equal(sent, credentials.api_keys)
     if credentials.basic:
         pair = _basic_pair(headers.get("Authorization", ""))
         ok |= pair is not None and _any_equal(pair, credentials.basic)

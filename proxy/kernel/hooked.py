@@ -129,10 +129,15 @@ Hook = Callable[[Hooked], Awaitable[Reply]]
 class HookTable:
     """The public routes features intercept, by method and route key (``route_key`` of the
     canonical path: every spelling Kratos routes alike); everything else is forwarded
-    untouched. Registering a route that is already taken is a wiring bug."""
+    untouched. Registering a route that is already taken is a wiring bug.
+
+    A feature that owns a whole subtree (the token page under ``/tokens``) hooks a *prefix*:
+    the prefix itself and every path below it. Exact routes are looked up first, so ``get``
+    costs the proxied majority one dictionary miss and a ``startswith`` per prefix."""
 
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], Hook] = {}
+        self._prefixes: list[tuple[str, str, str, Hook]] = []  # (method, key, key + "/", hook)
 
     def add(self, method: str, path: str, hook: Hook) -> None:
         key = (method.upper(), route_key(path))
@@ -140,8 +145,26 @@ class HookTable:
             raise ValueError(f"{method} {path} is hooked twice")
         self._routes[key] = hook
 
+    def add_prefix(self, method: str, prefix: str, hook: Hook) -> None:
+        """``hook`` for ``prefix`` and every path below it (``/tokens``, ``/tokens/…``)."""
+        key = route_key(prefix)
+        if key == "/":
+            raise ValueError("hooking every path is not a prefix")
+        for known_method, known, _, _ in self._prefixes:
+            overlap = known == key or key.startswith(known + "/") or known.startswith(key + "/")
+            if known_method == method.upper() and overlap:
+                raise ValueError(f"{method} {prefix} overlaps the hooked prefix {known}")
+        self._prefixes.append((method.upper(), key, key + "/", hook))
+
     def get(self, method: str, view: RequestView) -> Hook | None:
-        return self._routes.get((method, view.route))
+        hook = self._routes.get((method, view.route))
+        if hook is not None or not self._prefixes:
+            return hook
+        route = view.route
+        for known_method, key, below, prefix_hook in self._prefixes:
+            if known_method == method and (route == key or route.startswith(below)):
+                return prefix_hook
+        return None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._routes)
+        return iter(list(self._routes) + [(m, k + "/**") for m, k, _, _ in self._prefixes])

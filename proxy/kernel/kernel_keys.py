@@ -4,19 +4,19 @@ log use. A feature declares its own keys in its own ``*_keys`` module."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 
 from config.settings import Settings
 from proxy.kernel.health_registry import Health
 from proxy.kernel.hook_gate import HookGate
+from proxy.kernel.redis import RedisClient
 from proxy.kernel.view import RequestView
 
 SETTINGS = web.AppKey("settings", Settings)
 LISTENER = web.AppKey("listener", str)
 HEALTH = web.AppKey("health", Health)
 KRATOS_PUBLIC = web.AppKey("kratos_public_session", ClientSession)
-REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+REDIS: web.AppKey[RedisClient | None] = web.AppKey("redis")
 HOOK_GATE = web.AppKey("hook_gate", HookGate)
 
 REQUEST_ID = web.RequestKey("request_id", str)

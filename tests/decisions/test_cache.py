@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from handlers.decisions.session_cache import purge_channel
-from handlers.decisions.whoami import credential_key
+from proxy.kernel.sessions.cache import purge_channel
+from proxy.kernel.sessions.whoami import credential_key
 from tests.conftest import Kratos
 from tests.decisions.conftest import API, Decisions, DecisionsFactory, forwarded
 from tests.support.metrics import metric_total

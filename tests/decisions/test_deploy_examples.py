@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from handlers.decisions.identity_headers import IDENTITY_HEADERS
+from handlers.decisions.identity_headers import ALL_HEADERS as IDENTITY_HEADERS
 from handlers.decisions.request import REGISTRY_HEADERS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from handlers.decisions.rules_loader import RulesError
-from handlers.decisions.session_cache import REFRESH_EVERY
+from proxy.kernel.sessions.cache import REFRESH_EVERY
 from tests.conftest import Kratos, ServiceFactory
 from tests.decisions.conftest import API, BROWSER, Decisions, DecisionsFactory, forwarded
 

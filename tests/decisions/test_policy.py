@@ -18,11 +18,11 @@ from handlers.decisions.request import OriginalRequest, ProxyTrust, read_origina
 from handlers.decisions.rule_limits import window_of
 from handlers.decisions.rules import Authorizer, Glob, glob_to_regex
 from handlers.decisions.rules_loader import RulesError, parse_rules
-from handlers.decisions.session_cache import entry_ttl
 from handlers.decisions.subject import Subject
-from handlers.decisions.whoami import WhoamiResult, classify
 from proxy.edge.logout_watch import clears_cookie, token_from_body
 from proxy.kernel.cookies import cookie_value
+from proxy.kernel.sessions.cache import entry_ttl
+from proxy.kernel.sessions.whoami import WhoamiResult, classify
 from tests.decisions.conftest import RULES
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -174,3 +175,35 @@ async def test_sighup_reaches_every_worker_and_spares_the_parent(
         assert await service.wait() == 0
     finally:
         await service.stop()
+
+
+async def test_both_listeners_write_their_access_lines_in_the_formatters_shape(
+    echo: TestServer,
+) -> None:
+    service = ServiceProcess(
+        {"KRATOS_PUBLIC_URL": str(echo.make_url("")).rstrip("/"), "LOG_LEVEL": "INFO"}
+    )
+    await service.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(service.public_url + "/sessions/whoami?token=s3cret") as r:
+                assert r.status == 200
+            async with http.get(service.internal_url + "/health/alive") as r:
+                assert r.status == 200
+        service.signal(signal.SIGTERM)
+        assert await service.wait() == 0
+    finally:
+        await service.stop()
+    assert service.proc is not None and service.proc.stderr is not None
+    lines = [orjson.loads(line) for line in (await service.proc.stderr.read()).splitlines()]
+    access = {line["path"]: line for line in lines if line.get("msg") == "access"}
+    keys = ["ts", "level", "logger", "msg", "request_id", "method", "path", "query", "status"]
+    public, internal = access["/sessions/whoami"], access["/health/alive"]
+    assert list(public)[: len(keys)] == keys and list(internal)[: len(keys)] == keys
+    assert "s3cret" not in public["query"] and public["upstream_status"] == 200
+    assert internal["route"] == "health" and internal["status"] == 200
+    assert (
+        list(public)[-4:]
+        == list(internal)[-4:]
+        == ["route", "client_ip", "bytes_sent", "latency_ms"]
+    )

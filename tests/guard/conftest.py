@@ -2,39 +2,43 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-import redis.asyncio as aioredis
-from redis.driver_info import DriverInfo
 
 from proxy.guard.policy import Bucket, BucketPolicy
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore, Store
+from proxy.kernel.redis import RedisClient, close_client, make_client, warm_up
+from proxy.kernel.redis_pipe import RedisPipe
 from tests.conftest import Kratos, Service, ServiceFactory
 from tests.guard.client import start
-
-# redis-py stats site-packages for its version on every new connection unless told it.
-DRIVER = DriverInfo(lib_version=importlib.metadata.version("redis"))
+from tests.support.topology_fixtures import topology_url
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    return aioredis.from_url(url, driver_info=DRIVER)
+def redis_client(url: str) -> RedisClient:
+    """The service's own client of ``url`` (one server, Sentinel or Cluster)."""
+    return make_client(url)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-pipe", "sentinel", "cluster"])
 async def store(
     request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Store]:
+    """Each store behind one interface: in memory, and in Redis on each topology."""
     if request.param == "memory":
         yield MemoryStore()
         return
-    client = redis_client(redis_url)
+    kind = "server" if request.param in ("redis", "redis-pipe") else request.param
+    client = redis_client(topology_url(request, kind, redis_url))
+    pipe = RedisPipe(redis_url) if request.param == "redis-pipe" else None
     try:
-        yield RedisStore(client, redis_prefix)
+        assert await warm_up(client)  # as the service does at start-up
+        yield RedisStore(client, redis_prefix, pipe=pipe)
     finally:
-        await client.aclose()
+        if pipe is not None:
+            await pipe.close()
+        await close_client(client)
 
 
 def bucket(kind: str, key: str, free: int = 3, base: float = 2.0, cap: float = 30.0) -> Bucket:

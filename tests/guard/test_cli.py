@@ -14,6 +14,7 @@ from proxy.guard.identity import Keyer
 from proxy.guard.policy import Outcome
 from proxy.guard.redis_store import RedisStore
 from proxy.guard.store import MemoryStore
+from proxy.kernel.redis import close_client
 from tests.conftest import Kratos
 from tests.guard.client import api_flow, submit
 from tests.guard.conftest import Guarded, redis_client
@@ -36,16 +37,17 @@ async def _fail(env: dict[str, str], identifier: str, ips: list[str]) -> None:
             assert verdict.allowed
             await guard.finish(attempt, Outcome.FAILURE)
     finally:
-        await client.aclose()
+        await close_client(client)
 
 
 def test_status_and_clear(
-    redis_url: str,
+    redis_topology_url: str,
     redis_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env = _env(redis_url, redis_prefix)
+    """On one server, behind Sentinel, and on a Cluster (where ``clear`` scans every master)."""
+    env = _env(redis_topology_url, redis_prefix)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     asyncio.run(_fail(env, "Dora@Example.com", ["192.0.2.1"] * 4))

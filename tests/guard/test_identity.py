@@ -132,3 +132,13 @@ def test_bucket_names_depend_on_the_secret_and_hide_the_identifier() -> None:
     assert "alice" not in name and len(name) == 32
     # An identifier and an address with the same text never share a bucket.
     assert one.identifier("10.0.0.1") != one.address("10.0.0.1")
+
+
+def test_padding_never_hides_a_phone_number() -> None:
+    # libphonenumber refuses inputs over 250 characters: the key is computed after trimming,
+    # as every Kratos release trims first (found by the parity suite).
+    arabic = (
+        "+\u0664\u0664 \u0660\u0662\u0660 \u0667\u0669\u0664\u0666 \u200d\u0660\u0669\u0665\u0668"
+    )
+    assert normalise_identifier(" " * 500 + arabic) == normalise_identifier(arabic)
+    assert normalise_identifier(" " * 600 + "+1 (415) 555-2671") == "+14155552671"

@@ -63,7 +63,7 @@ def admin_calls(kratos: Kratos) -> list[str]:
 
 
 def internal_app(svc: Service) -> Any:
-    return svc.running.runners[1].app  # public first, internal second
+    return svc.running.internal_app
 
 
 async def pending(http: aiohttp.ClientSession, svc: Service) -> int:

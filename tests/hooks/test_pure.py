@@ -15,13 +15,13 @@ from handlers.hooks.events import Welcome, envelope, message_id, parse_welcome
 from handlers.hooks.identity_hook import parse_identity_call, policy_for
 from handlers.hooks.lookup import is_nil, trait_value
 from handlers.hooks.outbox import Entry
-from handlers.hooks.pg import connect_options
 from handlers.hooks.resolvers import Resolved, ResolverChain
 from handlers.hooks.spool import replay_lines
 from proxy.kernel.breaker import CircuitBreaker
 from proxy.kernel.errors import BadRequest
 from proxy.kernel.hook_gate import Credentials, check
 from proxy.kernel.kratos_admin import merged_metadata, metadata_patch, next_page
+from proxy.kernel.pg import connect_options
 
 ID = "7f1c3b9e-6a0d-4a53-9b55-0a0f6f3e1f11"
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -62,6 +62,17 @@ def test_welcome_from_jsonnet_output_and_from_ctx_identity() -> None:
         "display_name is missing or empty"
     )
     assert parse_welcome("x") == "body is not a JSON object"
+
+
+def test_every_spelling_of_an_identity_id_is_one_identity() -> None:
+    """Found by tests/fuzz: ``ABC…`` or ``{abc…}`` made a second outbox key, reservation and
+    message id — a second welcome event for the same identity."""
+    flat = {"email": "a@b.c", "display_name": "Ada L", "first_name": "Ada"}
+    hexed = ID.replace("-", "")
+    for spelling in (ID.upper(), "{" + ID + "}", f"urn:uuid:{ID}", hexed):
+        assert parse_welcome({**flat, "identity_id": spelling}) == Welcome(
+            ID, "a@b.c", "Ada L", "Ada"
+        )
 
 
 def test_envelope_shape_and_stable_message_id() -> None:

@@ -140,13 +140,16 @@ async def test_two_replicas_with_local_spools_share_the_redis_reservation(
     hooks_service: HooksFactory,
     consumer: Consumer,
     http: aiohttp.ClientSession,
-    redis_url: str,
+    redis_topology_url: str,
     redis_prefix: str,
     tmp_path: Path,
 ) -> None:
+    """On one server, behind Sentinel and on a Cluster."""
     replicas = [
         await hooks_service(
-            REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix, SPOOL_DIR=str(tmp_path / name)
+            REDIS_URL=redis_topology_url,
+            REDIS_KEY_PREFIX=redis_prefix,
+            SPOOL_DIR=str(tmp_path / name),
         )
         for name in ("a", "b")
     ]

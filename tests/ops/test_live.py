@@ -5,11 +5,12 @@ front of the Kratos stand-in, with real Redis, PostgreSQL and RabbitMQ behind fa
 relays; a Prometheus started here scrapes it every second and loads the plain rule file.
 A short load goes through every path the dashboard and the rules watch — logins (success,
 failures, a block), a submission-window refusal, decisions (a hit, a miss, a denial), the
-hooks (published, rejected, resolver down) — then the dependencies are cut (Redis, Postgres
-and RabbitMQ together, then Kratos) and a broken rules file is deployed. Then every
-expression of every dashboard panel must return data, and for every rule its signal (the
-expression without its threshold) and each series it selects, so a renamed metric or label
-value breaks this test, not the dashboard.
+hooks (published, rejected, resolver down), a remote authorizer, a logout, API keys
+(issued, checked, mistyped, made up, reported leaked, about to expire) — then the
+dependencies are cut (Redis, Postgres and RabbitMQ together, then Kratos) and a broken
+rules file is deployed. Then every expression of every dashboard panel must return data,
+and for every rule its signal (the expression without its threshold) and each series it
+selects, so a renamed metric or label value breaks this test, not the dashboard.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import orjson
 import promql_parser
 import pytest
 import yaml
+from aiohttp import web
 
+from handlers.credentials.tokens import issue
 from tests.conftest import Kratos
 from tests.guard.client import PASSWORD, api_flow, post, submit
 from tests.ops.chart import PLAIN_RULES
@@ -42,6 +45,8 @@ PROMETHEUS = shutil.which("prometheus")
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "kratos-hooks.json"
 JOB = "kratos-hooks"
 HOOK_KEY = "live-test-hook-key-0123456789"
+ADMIN = {"X-Kratos-Hooks-Admin-Key": "live-test-admin-key-0123456789"}
+LEAK_SECRET = "live-test-leak-secret-0123456789"
 # Series of other exporters that the rules use (kube-state-metrics'); not in this test.
 EXTERNAL = {"kube_pod_status_ready"}
 COMPARISONS = {"==", "!=", ">", "<", ">=", "<="}
@@ -64,6 +69,23 @@ id = "open"
 paths = ["/open/**"]
 authenticators = ["anonymous"]
 authorizer = "allow"
+
+[[rules]]
+id = "api"
+paths = ["/api/**"]
+authenticators = ["token"]
+authorizer = "allow"
+
+[[rules]]
+id = "registry"
+paths = ["/v2/**"]
+authenticators = ["anonymous"]
+authorizer = { type = "remote", webhook = "corp" }
+
+[webhooks.corp]
+url = "AUTHZ_URL"
+timeout_ms = 1000
+cache_ttl_s = 60
 """
 
 
@@ -149,6 +171,7 @@ class Stack:
     postgres: FaultyRelay
     amqp: FaultyRelay
     rules_file: Path
+    rules: str
 
 
 @pytest.fixture
@@ -166,8 +189,10 @@ async def stack(
     postgres = await relay_to("127.0.0.1", 5432)
     amqp = await relay_to("127.0.0.1", 5672)
     database = database_url.rpartition("/")[2]
+    authz = await _authorizer()
+    rules = RULES.replace("AUTHZ_URL", f"http://127.0.0.1:{authz.port}/authorize")
     rules_file = tmp_path / "rules.toml"
-    rules_file.write_text(RULES, encoding="utf-8")
+    rules_file.write_text(rules, encoding="utf-8")
     queue = f"{queue_prefix}notifications"
     svc = ServiceProcess(
         {
@@ -194,6 +219,11 @@ async def stack(
             "RATE_LIMIT_REGISTRATION": "1",
             "DECISIONS_RULES_FILE": str(rules_file),
             "DECISIONS_RELOAD_INTERVAL": "0.2",
+            "DB_MIGRATE": "true",
+            "TOKENS_ADMIN_KEYS": ADMIN["X-Kratos-Hooks-Admin-Key"],
+            "TOKENS_LEAK_SECRETS": LEAK_SECRET,
+            "TOKENS_EXPIRY_CHECK_INTERVAL": "0.5",
+            "TOKENS_STORE_TIMEOUT": "0.5",
             "TRUSTED_PROXIES": "127.0.0.1/32",
             "SPOOL_DIR": str(tmp_path / "spool"),
             "SHUTDOWN_TIMEOUT": "2",
@@ -203,15 +233,37 @@ async def stack(
     await svc.start()
     kratos.state.public_base_url = svc.public_url
     try:
-        yield Stack(svc, kratos_relay, redis, postgres, amqp, rules_file)
+        yield Stack(svc, kratos_relay, redis, postgres, amqp, rules_file, rules)
     finally:
         await svc.stop()
+        await authz.runner.cleanup()
         connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
         try:
             channel = await connection.channel()
             await channel.queue_delete(queue)
         finally:
             await connection.close()
+
+
+@dataclass
+class Authorizer:
+    runner: web.AppRunner
+    port: int
+
+
+async def _authorizer() -> Authorizer:
+    """A registry-style status-code webhook that allows everything."""
+
+    async def authorize(request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_route("*", "/authorize", authorize)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return Authorizer(runner, port)
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -238,8 +290,11 @@ async def session_token(http: aiohttp.ClientSession, base: str, email: str) -> s
     return str(answer.json()["session_token"])
 
 
-async def decide(http: aiohttp.ClientSession, internal: str, uri: str, token: str = "") -> int:
+async def decide(
+    http: aiohttp.ClientSession, internal: str, uri: str, token: str = "", api_key: str = ""
+) -> int:
     headers = forwarded(uri) | ({"X-Session-Token": token} if token else {})
+    headers |= {"X-API-Key": api_key} if api_key else {}
     async with http.get(f"{internal}/decisions", headers=headers) as response:
         await response.read()
         return response.status
@@ -252,6 +307,31 @@ async def hook(
     async with http.post(f"{internal}{path}", json=body, headers=headers) as response:
         await response.read()
         return response.status
+
+
+async def admin_key(http: aiohttp.ClientSession, internal: str, *, expires_in_days: int) -> str:
+    body = {
+        "organization": "org-live",
+        "name": f"live {expires_in_days}d",
+        "scopes": ["read:users"],
+        "expires_in_days": expires_in_days,
+    }
+    async with http.post(f"{internal}/admin/tokens/keys", json=body, headers=ADMIN) as response:
+        assert response.status == 201, await response.text()
+        return str((await response.json())["token"])
+
+
+def made_up_key() -> str:
+    """Well-formed (its checksum holds) but never issued."""
+    return issue("key", {"key": "key_"}).secret
+
+
+async def report_leak(http: aiohttp.ClientSession, base: str, token: str) -> str:
+    report = [{"token": token, "type": "api_key", "url": "https://example.com/x", "source": "live"}]
+    headers = {"Authorization": f"Bearer {LEAK_SECRET}"}
+    async with http.post(f"{base}/tokens/leaks", json=report, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        return str((await response.json())["results"][0]["result"])
 
 
 def welcome(identity_id: str, email: str) -> dict[str, str]:
@@ -282,6 +362,25 @@ async def drive(stack: Stack, kratos: Kratos) -> None:
         for _ in range(3):  # the platform API is down: its breaker opens
             body = {"identity_id": ids[1]}
             assert await hook(http, internal, "/hooks/kratos/identity?point=login", body) == 200
+        assert await decide(http, internal, "/v2/library/alpine/manifests/1") == 200
+        assert await decide(http, internal, "/v2/library/alpine/manifests/1") == 200  # cached
+        assert await decide(http, internal, "/app/home", tokens[4]) == 200
+        async with http.delete(
+            f"{base}/self-service/logout/api", json={"session_token": tokens[4]}
+        ) as response:
+            assert response.status == 204
+        assert await decide(http, internal, "/app/home", tokens[4]) == 401
+
+        # Tokens: an API key checked twice (the second from the cache), a mistyped and a
+        # made-up one, the key reported leaked (revoked at once), one about to expire.
+        key = await admin_key(http, internal, expires_in_days=30)
+        assert await decide(http, internal, "/api/x", api_key=key) == 200
+        assert await decide(http, internal, "/api/x", api_key=key) == 200
+        assert await decide(http, internal, "/api/x", api_key=key[:-1] + "!") == 401
+        assert await decide(http, internal, "/api/x", api_key=made_up_key()) == 401
+        await admin_key(http, internal, expires_in_days=1)  # its expiry notice is sent
+        assert await report_leak(http, base, key) == "revoked"
+        assert await decide(http, internal, "/api/x", api_key=key) == 401
 
         # Redis, PostgreSQL and RabbitMQ down together. A labelled counter is born with its
         # first increment, which rate() cannot see: each outage spans two scrapes.
@@ -292,6 +391,8 @@ async def drive(stack: Stack, kratos: Kratos) -> None:
             assert await decide(http, internal, "/app/home", tokens[1 + round_]) == 200
             verification = welcome(ids[2 + round_], emails[2 + round_])
             assert await hook(http, internal, "/hooks/kratos/verification", verification) == 200
+            # a token no cache knows: the store is asked, fails, the rule fails closed
+            assert await decide(http, internal, "/api/x", api_key=made_up_key()) == 503
             await asyncio.sleep(1.2)
         for relay in (stack.redis, stack.postgres, stack.amqp):
             relay.restore()
@@ -307,7 +408,7 @@ async def drive(stack: Stack, kratos: Kratos) -> None:
         stack.kratos_relay.restore()
 
         # A broken rules file deployed: rejected, the old rules stay.
-        stack.rules_file.write_text(RULES + '\n[[rules]]\nid = "app"\n', encoding="utf-8")
+        stack.rules_file.write_text(stack.rules + '\n[[rules]]\nid = "app"\n', encoding="utf-8")
         await asyncio.sleep(0.6)
         assert await decide(http, internal, "/open/x") == 200
 
@@ -427,6 +528,9 @@ async def test_every_dashboard_panel_and_rule_returns_data_from_a_running_servic
         "KratosHooksResolverUnavailable",
         "KratosHooksBrokerUnavailable",
         "KratosHooksRulesRejected",
+        "KratosHooksEventsUnconfirmed",
+        "KratosHooksTokenStoreUnavailable",
+        "KratosHooksTokenLeaked",
     } <= active
     assert "KratosHooksDown" not in active
 

@@ -232,6 +232,77 @@ CASES: dict[str, Case] = {
         # the rejection was 20 minutes ago: resolved
         ([_series("kratos_hooks_decisions_rule_reloads_total", "0 0 1x30", result="error")], "25m"),
     ),
+    "KratosHooksEventsUnconfirmed": (
+        [_series("kratos_hooks_outbox_publish_total", "0+2x20", result="unsent")],
+        "15m",
+        {"result": "unsent"},
+        "Event publishes keep ending unsent",
+        # a broker restart: a few unknown outcomes, then every publish confirmed again
+        (
+            [
+                _series(
+                    "kratos_hooks_outbox_publish_total",
+                    "0 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3",
+                    result="unknown",
+                ),
+                _series("kratos_hooks_outbox_publish_total", "0+2x20", result="confirmed"),
+            ],
+            "15m",
+        ),
+    ),
+    "KratosHooksRedisFailover": (
+        [_series("kratos_hooks_redis_master_changes_total", "0 0 0 1 1 1")],
+        "5m",
+        {},
+        "kratos-hooks followed a Redis Sentinel failover",
+        # the failover was 20 minutes ago: resolved
+        ([_series("kratos_hooks_redis_master_changes_total", "0 1 1x30")], "25m"),
+    ),
+    "KratosHooksTokenStoreUnavailable": (
+        [_series("kratos_hooks_tokens_store_errors_total", "0+4x10", backend="postgres")],
+        "6m",
+        {"backend": "postgres"},
+        "The postgres token store is failing",
+        # one failed query an hour ago, none since
+        (
+            [_series("kratos_hooks_tokens_store_errors_total", "0 1 1x80", backend="postgres")],
+            "70m",
+        ),
+    ),
+    "KratosHooksTokenGuessing": (
+        [
+            _series(
+                "kratos_hooks_tokens_verifications_total",
+                "0+300x20",
+                kind="unknown",
+                result="malformed",
+            )
+        ],
+        "15m",
+        {},
+        "300 malformed or unknown tokens presented per minute",
+        # as many valid ones: a busy API, not a guesser
+        (
+            [
+                _series(
+                    "kratos_hooks_tokens_verifications_total",
+                    "0+300x20",
+                    kind="key",
+                    result="valid",
+                )
+            ],
+            "15m",
+        ),
+    ),
+    "KratosHooksTokenLeaked": (
+        # the series is born with the first report that revoked a token (no 0 before it)
+        [_series("kratos_hooks_tokens_leak_reports_total", "_ _ 1 1 1", result="revoked")],
+        "3m",
+        {},
+        "A leak report revoked an active token",
+        # reports of tokens that were already revoked: nothing to do
+        ([_series("kratos_hooks_tokens_leak_reports_total", "0 0 1 2 2", result="inactive")], "3m"),
+    ),
 }
 
 

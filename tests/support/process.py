@@ -22,7 +22,9 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, env: dict[str, str], args: tuple[str, ...] = (), log_file: Path | None = None
+    ) -> None:
         self.public_port = free_port()
         self.internal_port = free_port()
         self.env = {
@@ -33,6 +35,8 @@ class ServiceProcess:
             **env,
         }
         self.args = args
+        # A long run logs more than a pipe holds: nobody reading it would stall the service.
+        self.log_file = log_file
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -49,6 +53,7 @@ class ServiceProcess:
         return self.proc.pid
 
     async def start(self, timeout: float = 20) -> ServiceProcess:
+        log = self.log_file.open("ab") if self.log_file else None
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -58,8 +63,10 @@ class ServiceProcess:
             env=self.env,
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=log if log is not None else asyncio.subprocess.PIPE,
         )
+        if log is not None:
+            log.close()  # the child holds its own copy
         deadline = asyncio.get_running_loop().time() + timeout
         async with aiohttp.ClientSession() as http:
             while asyncio.get_running_loop().time() < deadline:

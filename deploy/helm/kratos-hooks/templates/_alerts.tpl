@@ -149,6 +149,27 @@ runbook annotation points at its section of RUNBOOK.md. Thresholds: prometheusRu
         description: {{ `{{ $value | humanize }} welcome events in 10 minutes could not be published and wait in the outbox; the relay delivers them when the broker is back.` | quote }}
         runbook: {{ $runbook }}#kratoshooksbrokerunavailable
     {{- end }}
+    {{- if not (has "KratosHooksEventsUnconfirmed" $off) }}
+    - alert: KratosHooksEventsUnconfirmed
+      expr: >-
+        sum by ({{ $by }}, result) (rate(kratos_hooks_outbox_publish_total{ {{- $s -}},result!="confirmed"}[5m])) > 0
+      for: 10m
+      labels: {severity: warning}
+      annotations:
+        summary: {{ `Event publishes keep ending {{ $labels.result }}` | quote }}
+        description: "For 10 minutes publishes of welcome and token events have not been confirmed by RabbitMQ: unsent = no connection, unknown = the connection was lost or silent before the confirm (published again after a reconnect), nacked = the broker refused them (a queue limit or policy). The events wait in the outbox."
+        runbook: {{ $runbook }}#kratoshookseventsunconfirmed
+    {{- end }}
+    {{- if not (has "KratosHooksRedisFailover" $off) }}
+    - alert: KratosHooksRedisFailover
+      expr: >-
+        sum by ({{ $by }}) (increase(kratos_hooks_redis_master_changes_total{ {{- $s -}} }[15m])) > 0
+      labels: {severity: info}
+      annotations:
+        summary: "kratos-hooks followed a Redis Sentinel failover"
+        description: "The sentinels named another Redis master in the last 15 minutes and the service moved to it. Login counters written to the old master after its last replication are lost (a caller may get a few more attempts); nothing else is. Resolves 15 minutes after the last failover."
+        runbook: {{ $runbook }}#kratoshooksredisfailover
+    {{- end }}
 - name: kratos-hooks.hooks
   rules:
     {{- if not (has "KratosHooksOutboxStale" $off) }}
@@ -199,5 +220,43 @@ runbook annotation points at its section of RUNBOOK.md. Thresholds: prometheusRu
         summary: "A new access-rules file was rejected"
         description: "The previous rules are still in force; the change you deployed is not. Resolves 15 minutes after the last rejection."
         runbook: {{ $runbook }}#kratoshooksrulesrejected
+    {{- end }}
+- name: kratos-hooks.tokens
+  rules:
+    {{- if not (has "KratosHooksTokenStoreUnavailable" $off) }}
+    - alert: KratosHooksTokenStoreUnavailable
+      expr: >-
+        sum by ({{ $by }}, backend) (rate(kratos_hooks_tokens_store_errors_total{ {{- $s -}} }[5m])) > 0
+      for: 2m
+      labels: {severity: critical}
+      annotations:
+        summary: {{ `The {{ $labels.backend }} token store is failing` | quote }}
+        description: "Tokens that are not in the caches cannot be checked: token rules answer 503 for them (fail closed), issuing and revoking fail. Cached tokens keep working until their cache entry expires (TOKENS_CACHE_TTL)."
+        runbook: {{ $runbook }}#kratoshookstokenstoreunavailable
+    {{- end }}
+    {{- if not (has "KratosHooksTokenGuessing" $off) }}
+    - alert: KratosHooksTokenGuessing
+      expr: >-
+        sum by ({{ $by }}) (rate(kratos_hooks_tokens_verifications_total{ {{- $s -}},result=~"malformed|unknown"}[5m])) * 60 > {{ $t.tokenFailuresPerMinute }}
+      for: 10m
+      labels: {severity: warning}
+      annotations:
+        summary: {{ `{{ $value | humanize }} malformed or unknown tokens presented per minute` | quote }}
+        description: "Callers keep presenting tokens that fail the checksum or are not in the store: someone guessing tokens, or a client configured with a deleted one."
+        runbook: {{ $runbook }}#kratoshookstokenguessing
+    {{- end }}
+    {{- if not (has "KratosHooksTokenLeaked" $off) }}
+    - alert: KratosHooksTokenLeaked
+      # The revoked series is created by the first report, so increase() alone misses that
+      # one: a series that did not exist 30 minutes ago counts too.
+      expr: >-
+        sum by ({{ $by }}) (increase(kratos_hooks_tokens_leak_reports_total{ {{- $s -}},result="revoked"}[30m])) > 0
+        or sum by ({{ $by }}) (kratos_hooks_tokens_leak_reports_total{ {{- $s -}},result="revoked"}
+        unless kratos_hooks_tokens_leak_reports_total{ {{- $s -}},result="revoked"} offset 30m)
+      labels: {severity: warning}
+      annotations:
+        summary: "A leak report revoked an active token"
+        description: "A secret-scanning service reported a live token as public; it was revoked at once and its owner told (TOKEN_LEAKED). Whatever used it now gets 401. Resolves 30 minutes after the last such report."
+        runbook: {{ $runbook }}#kratoshookstokenleaked
     {{- end }}
 {{- end -}}
