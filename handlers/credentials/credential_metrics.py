@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from proxy.kernel.fast_metrics import FastCounter
 from proxy.kernel.http_metrics import LATENCY_BUCKETS
-from proxy.kernel.tally import Tally
 
-VERIFICATIONS = Tally(
+VERIFICATIONS = FastCounter(
     "kratos_hooks_tokens_verifications_total",
     "Token checks, by kind (pat, key, svc, unknown) and result (valid, malformed, unknown, "
     "revoked, expired, owner_inactive, rate_limited, unavailable).",
     ["kind", "result"],
 )
-CACHE = Tally(
+CACHE = FastCounter(
     "kratos_hooks_tokens_cache_total",
     "Token-cache look-ups, by layer (local, negative, redis) and result (hit, miss).",
     ["layer", "result"],
 )
-STORE_QUERIES = Tally(
+STORE_QUERIES = FastCounter(
     "kratos_hooks_tokens_store_queries_total",
     "Round trips to the token store, by backend (postgres, sqlite) and operation.",
     ["backend", "op"],

@@ -27,8 +27,8 @@ from handlers.credentials.principal import Owner
 from handlers.credentials.store import StoreUnavailable, TokenStore
 from handlers.credentials.token_cache import Cached, TokenCache, entry_of
 from handlers.credentials.tokens import Format, token_hash
+from proxy.kernel.fast_metrics import CounterCell
 from proxy.kernel.kratos_admin import AdminUnavailable
-from proxy.kernel.tally import Cell
 from proxy.kernel.tokens import TokenKind, TokenRefusal, TokenVerdict
 
 log = logging.getLogger("kratos_hooks.credentials")
@@ -60,7 +60,7 @@ class Verifier:
         self.rates = rates
         self._clock = clock
         self._inflight: dict[str, asyncio.Task[Cached | None]] = {}
-        self._cells: dict[tuple[str, str], Cell] = {}
+        self._cells: dict[tuple[str, str], CounterCell] = {}
         self._valid = {kind: VERIFICATIONS.labels(kind, "valid") for kind in ("pat", "key", "svc")}
 
     def kind_of(self, value: str) -> TokenKind | None:

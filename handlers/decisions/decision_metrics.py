@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from proxy.kernel.fast_metrics import FastCounter
 from proxy.kernel.sessions.metrics import REDIS_ERRORS
-from proxy.kernel.tally import Tally
 
 # The session look-ups' metrics (whoami, session cache, purges) are the kernel's
 # (``proxy.kernel.sessions.metrics``); REDIS_ERRORS is shared with them.
 __all__ = ["DECISIONS", "REDIS_ERRORS", "REMOTE", "RULES_LOADED", "RULE_RELOADS"]
 
 # Counted on every decision: tallies (plain integers read at scrape time), not locked counters.
-DECISIONS = Tally(
+DECISIONS = FastCounter(
     "kratos_hooks_decisions_total",
     "Decisions answered, by rule id and result "
     "(allow, unauthenticated, forbidden, step_up, not_found, rate_limited, unavailable, "

@@ -2,10 +2,12 @@
 
 The public listener records every request in two metrics; ``prometheus_client``'s children
 take a lock and several checks per update (about 0.5 µs each), and its histogram walks its
-buckets in Python. Here a child is a plain object: ``cell.inc()`` adds to an integer and
+buckets in Python. Here a child is a plain object: ``cell.inc()`` (or, on the hottest paths,
+``cell.count += 1``: about 0.05 µs against prometheus_client's 0.45) adds to an integer and
 ``cell.observe(v)`` adds to a sum and to one bucket found by ``bisect`` (C code). The event
-loop is the only writer; a scrape (in an executor thread) copies the cells first, so it never
-sees a torn value — at worst one update late (see ``kernel/tally.py``, the same idea).
+loop is the only writer; a scrape (in an executor thread) copies the cells first, and an
+integer read is atomic under the GIL, so it never sees a torn value — at worst one update
+late.
 
 The families keep ``prometheus_client``'s ``labels(*values)`` and ``inc``/``observe`` API, so
 code written against it needs no change. Only for label sets bounded by construction.

@@ -38,6 +38,7 @@ from handlers.credentials.tokens import issue
 from tests.conftest import Kratos
 from tests.guard.client import PASSWORD, api_flow, post, submit
 from tests.ops.chart import PLAIN_RULES
+from tests.support.metrics import metric_total
 from tests.support.process import ServiceProcess, free_port
 from tests.support.relay import FaultyRelay
 
@@ -380,6 +381,14 @@ async def drive(stack: Stack, kratos: Kratos) -> None:
         assert await decide(http, internal, "/api/x", api_key=made_up_key()) == 401
         await admin_key(http, internal, expires_in_days=1)  # its expiry notice is sent
         assert await report_leak(http, base, key) == "revoked"
+        # The notice goes out on the next expiry pass (every 0.5 s here); wait for it before
+        # the outages below, which would hold it back until the store is reachable again.
+        for _ in range(100):
+            if await metric_total(http, internal, "kratos_hooks_tokens_expiry_notices_total"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("no expiry notice within 10 s")
         assert await decide(http, internal, "/api/x", api_key=key) == 401
 
         # Redis, PostgreSQL and RabbitMQ down together. A labelled counter is born with its

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from proxy.kernel.fast_metrics import FastCounter
 from proxy.kernel.http_metrics import LATENCY_BUCKETS
-from proxy.kernel.tally import Tally
 
 WHOAMI = Counter(
     "kratos_hooks_decisions_whoami_total",
@@ -18,7 +18,7 @@ WHOAMI_LATENCY = Histogram(
     "Time Kratos took to answer /sessions/whoami.",
     buckets=LATENCY_BUCKETS,
 )
-SESSION_CACHE = Tally(
+SESSION_CACHE = FastCounter(
     "kratos_hooks_decisions_session_cache_total",
     "Session-cache look-ups, by layer (local, redis) and result (hit, miss).",
     ["layer", "result"],
