@@ -440,6 +440,14 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 "answered 503.",
             ),
             panel(
+                "Outbox lease takeovers",
+                [(rate("kratos_hooks_outbox_lease_takeovers_total", "backend"), "{{backend}}")],
+                unit="reqps",
+                description="entries another replica had claimed and never finished (it died "
+                "or lost the database), taken over after HOOKS_OUTBOX_LEASE; each may have "
+                "been published once more, with the same message_id.",
+            ),
+            panel(
                 "Identity resolutions by resolver and result",
                 [
                     (

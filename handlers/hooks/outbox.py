@@ -210,6 +210,8 @@ class PostgresOutbox:
         self.owner = owner or owner_id()
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+        # The series exists from the start at 0: a dashboard shows "none", not "no data".
+        LEASE_TAKEOVERS.labels(self.backend)
 
     async def start(self) -> None:
         try:
