@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from proxy.kernel.errors import BadRequest
 from proxy.kernel.hooked import Hooked, HookTable, Reply
 from tests.kratos_standin.schema import validate
+from tests.parity.forms import LOGIN_FORMS, REFUSED_FORMS
 from tests.support.echo import ECHO_STATE, pattern_bytes
 from tests.support.rawhttp import dechunk, raw_request
 from tests.wire.conftest import Wire, WireFactory, url_of
@@ -100,6 +101,43 @@ async def test_body_read_forwarded_with_its_length_and_relayed(
     assert ("content-length", "5") in headers
     assert "transfer-encoding" not in dict(headers) and "x-trailer" not in dict(headers)
     assert seen == [{"body": b"abcde", "ip": "127.0.0.1", "route": "/self-service/login"}]
+
+
+ORIGIN_FORMS = [t for t in LOGIN_FORMS if t.startswith("/")]
+ABSOLUTE_FORMS = [t for t in LOGIN_FORMS if not t.startswith("/")]
+
+
+@pytest.mark.parametrize("target", ORIGIN_FORMS)
+async def test_every_form_kratos_serves_as_login_reaches_the_hook(
+    hooked: Wire, target: str
+) -> None:
+    """The forms Go's router serves as the login handler (proved against it in
+    tests/parity/test_corpus.py) are judged by the hook on this path — none goes through
+    unjudged — and Kratos still receives the target as the client sent it."""
+    response = await raw_request(
+        hooked.port,
+        f"POST {target}?flow=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close",
+        b"{}",
+    )
+    assert response.status == 200
+    assert upstream_report(response.body)["raw_path"] == f"{target}?flow=1"
+    assert seen == [{"body": b"{}", "ip": "127.0.0.1", "route": "/self-service/login"}]
+
+
+@pytest.mark.parametrize("target", REFUSED_FORMS + ABSOLUTE_FORMS)
+async def test_forms_kratos_refuses_are_refused_and_never_forwarded(
+    hooked: Wire, target: str
+) -> None:
+    """What Go refuses, and the absolute forms it would serve as login but this listener does
+    not judge (README, "What the guard judges"): 400 in Kratos' shape, nothing forwarded."""
+    response = await raw_request(
+        hooked.port,
+        f"POST {target}?flow=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close",
+        b"{}",
+    )
+    assert response.status == 400
+    assert b"raw_path" not in response.body
+    assert seen == []
 
 
 async def test_body_over_the_limit_is_413_and_never_forwarded(
