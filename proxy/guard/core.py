@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ from proxy.guard.store import (
     StoreUnavailable,
 )
 from proxy.guard.ui_urls import UiUrls
+from proxy.kernel import request_ids
 from proxy.kernel.errors import DependencyUnavailable
 from proxy.kernel.tasks import BackgroundTasks
 
@@ -106,7 +106,7 @@ class Guard:
         self, subject: HashedSubject, *, count: bool = False, rate: RateWindow | None = None
     ) -> tuple[Verdict, Attempt]:
         """Judge the attempt and, when allowed, hold its place until ``finish``."""
-        attempt = Attempt(self.names.buckets(subject), uuid.uuid4().hex, self.store, subject)
+        attempt = Attempt(self.names.buckets(subject), request_ids.fresh(), self.store, subject)
         now, lease = self.clock(), self.config.reservation_ttl
         try:
             verdict = await self.store.reserve(

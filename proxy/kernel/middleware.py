@@ -7,28 +7,20 @@ with a bare 500 that reveals nothing.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
 import time
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from proxy.kernel import request_ids
 from proxy.kernel.errors import BadRequest, ClientGone, KratosHooksError, error_document, render
 from proxy.kernel.http_metrics import HTTP_LATENCY, HTTP_REQUESTS, Counter, Histogram
 from proxy.kernel.kernel_keys import LISTENER, REQUEST_ID, ROUTE
 from proxy.kernel.logs import request_id_var
 
 log = logging.getLogger("kratos_hooks.http")
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-
-
-_ID_PREFIX = os.urandom(6).hex()
-_ID_COUNTER = itertools.count(1)
 
 
 def request_id_from(header: str | None) -> str:
@@ -37,9 +29,9 @@ def request_id_from(header: str | None) -> str:
     Fresh ids are a random per-process prefix and a counter: unique across replicas and
     restarts without a system call per request.
     """
-    if header and _REQUEST_ID.fullmatch(header):
+    if header and request_ids.SANE.fullmatch(header):
         return header
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+    return request_ids.fresh()
 
 
 def json_error(exc: KratosHooksError, request_id: str) -> web.Response:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import ssl
 from typing import Protocol
 
@@ -30,6 +28,7 @@ from proxy.kernel.access_log import AccessLines
 from proxy.kernel.client_ip import client_ip, is_trusted, parse_ip
 from proxy.kernel.errors import BadRequest, KratosHooksError
 from proxy.kernel.hooked import Hook
+from proxy.kernel.request_ids import SANE_BYTES, fresh_bytes
 from proxy.kernel.view import RequestView, view_of
 
 log = logging.getLogger("kratos_hooks")
@@ -37,7 +36,6 @@ log = logging.getLogger("kratos_hooks")
 # The view of a request refused before it had one (metrics label, access log).
 UNMATCHED = RequestView("", "", "", "", "unmatched")
 # The caller's X-Request-ID is kept when it is a sane token (as ``request_id_from``).
-_RID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _MEMO = 4096  # distinct targets / forwarding chains remembered; the memo restarts when full
 # Connections refused at accept that may linger at once (the rest are closed outright).
 _REFUSED_LINGERING = 64
@@ -88,8 +86,6 @@ class PublicListener:
         self._views: dict[bytes, RequestView] = {}
         self._peers: dict[str, Client | None] = {}
         self._chains: dict[tuple[str, tuple[bytes, ...], bytes | None], Client] = {}
-        self._rid_prefix = os.urandom(6).hex().encode()
-        self._rid_count = 0
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -257,12 +253,6 @@ class PublicListener:
             self._chains[key] = who
         return who
 
-    def _fresh_rid(self) -> bytes:
-        """A request id as ``kernel.middleware.request_id_from`` makes them (a random
-        per-process prefix and a counter), as bytes."""
-        self._rid_count += 1
-        return b"%s%010x" % (self._rid_prefix, self._rid_count)
-
     def view(self, target: bytes) -> RequestView:
         """``view_of`` the target (pure, so remembered for the targets seen most)."""
         view = self._views.get(target)
@@ -279,7 +269,7 @@ class PublicListener:
         method: bytes = parser.get_method()
         framing = _framing(headers)
         content_length, chunked, expect, rid_header = framing
-        rid = rid_header if rid_header and _RID.fullmatch(rid_header) else self._fresh_rid()
+        rid = rid_header if rid_header and SANE_BYTES.fullmatch(rid_header) else fresh_bytes()
         who = conn.who or self.identify(conn.peer, headers)
         http10 = parser.get_http_version() == "1.0"
         refusal: KratosHooksError | None = None
