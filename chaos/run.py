@@ -67,7 +67,9 @@ class Profile:
 
 
 FULL = Profile(3.0, 10.0, 30.0, 2.0, Timings())
-SHORT = Profile(0.4, 1.5, 8.0, 0.4, Timings(read_timeout=0.8, whoami_timeout=0.5))
+# The short run's recovery cap: the full run recovers from Kratos in 2-3 s; 8 s was missed
+# once on a VM losing a third of its CPU to steal, so the cap leaves room for such a machine.
+SHORT = Profile(0.4, 1.5, 15.0, 0.4, Timings(read_timeout=0.8, whoami_timeout=0.5))
 
 
 @dataclass
