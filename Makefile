@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The modules mypyc compiles (proxy/native.py): a change to one rebuilds them (setup.py).
+NATIVE := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' proxy/native.py)
 
 .PHONY: run test lint bench chaos soak services tools demo clean
 
-$(STAMP): setup.cfg pyproject.toml
+# The install builds the compiled hot path in place (setup.py, mypyc); no C compiler: plain Python.
+$(STAMP): setup.py setup.cfg pyproject.toml proxy/native.py $(NATIVE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -58,3 +61,4 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache var
+	find proxy handlers -name '*.so' -delete

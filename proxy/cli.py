@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_check(settings)
     logs.configure(settings.log.level, settings.log.format)
     server.announce_defaults(settings)
+    server.announce_native()
     try:
         return server.run(settings)
     except ConfigError as exc:  # found while starting, e.g. a broken access-rules file

@@ -20,6 +20,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 from config import Settings, load_settings
 from proxy import server
+from proxy.native import native_state
 from tests.kratos_standin import StandinState, create_admin_app, create_public_app
 from tests.support.relay import FaultyRelay
 from tests.support.topology_fixtures import (  # noqa: F401 (fixtures)
@@ -36,6 +37,17 @@ POSTGRES_ADMIN = os.environ.get(
 AMQP_URL = os.environ.get("KH_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 RUN_ID = uuid.uuid4().hex[:10]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A compiled module older than its source would test the old code (``proxy.native``)."""
+    stale = native_state().stale
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; run `make test`"
+            " (it rebuilds them) or delete their .so files",
+            returncode=2,
+        )
 
 
 # --- catching blocking calls in the event loop (as aiohttp's own suite does) ---------------

@@ -100,29 +100,32 @@ class OriginalRequest:
         client_ip: str,
         trusted: bool,
         registry: Mapping[str, str] | None = None,
+        *,
+        call: _AuthCall | None = None,
     ) -> None:
         self.uri = uri
         self.trusted = trusted
-        self.path, self.forms = canonical_path(uri)
-        self._call: _AuthCall | None = None
-        self._method: str | None = method
-        self._scheme: str | None = scheme
-        self._host: str | None = host
-        self._client_ip: str | None = client_ip
-        self._registry: Mapping[str, str] | None = dict(registry or {})
+        self._call = call
         self._hostname: str | None = None
+        if call is not None:  # every decision makes one: no work for unread parts
+            self.path, self.forms = path_of(uri)
+            self._method: str | None = None
+            self._scheme: str | None = None
+            self._host: str | None = None
+            self._client_ip: str | None = None
+            self._registry: Mapping[str, str] | None = None
+            return
+        self.path, self.forms = canonical_path(uri)
+        self._method = method
+        self._scheme = scheme
+        self._host = host
+        self._client_ip = client_ip
+        self._registry = dict(registry or {})
 
     @classmethod
     def asked(cls, uri: str, call: _AuthCall) -> OriginalRequest:
         """The request ``call`` describes, each part read from it when first needed."""
-        original = cls.__new__(cls)  # every decision makes one: no work for unread parts
-        original.uri = uri
-        original.trusted = call.trusted
-        original.path, original.forms = path_of(uri)
-        original._call = call
-        original._method = original._scheme = original._host = original._client_ip = None
-        original._registry = original._hostname = None
-        return original
+        return cls("", "", "", uri, "", call.trusted, call=call)
 
     def _asked(self) -> _AuthCall:
         assert self._call is not None, "a value-made request has every part"

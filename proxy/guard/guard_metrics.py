@@ -1,15 +1,22 @@
-"""The guard's Prometheus metrics; labels are bounded (outcome, bucket kind, operation)."""
+"""The guard's Prometheus metrics; labels are bounded (outcome, bucket kind, operation).
+
+The counters updated on every guarded submission are ``kernel.fast_metrics`` families (the
+same names, labels and exposition as ``prometheus_client``'s, a fraction of the cost per
+update); the rest are ``prometheus_client``'s own.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-ATTEMPTS = Counter(
+from proxy.kernel.fast_metrics import FastCounter
+
+ATTEMPTS = FastCounter(
     "kratos_hooks_backoff_attempts_total",
     "Guarded login attempts, by outcome (success, failure, not_counted, blocked).",
     ["outcome"],
 )
-BLOCKS = Counter(
+BLOCKS = FastCounter(
     "kratos_hooks_backoff_blocks_total",
     "Submissions answered without reaching Kratos, by the bucket that held them "
     "(identifier, ip, pair, rate).",
@@ -20,18 +27,18 @@ WAITS = Histogram(
     "The wait announced to blocked callers.",
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
-RESETS = Counter(
+RESETS = FastCounter(
     "kratos_hooks_backoff_resets_total",
     "Buckets reset (an identifier with its pairs, or an address), by cause "
     "(login, after_login hook, cli).",
     ["cause"],
 )
-STORE_ERRORS = Counter(
+STORE_ERRORS = FastCounter(
     "kratos_hooks_backoff_store_errors_total",
     "Backoff store operations that failed (the degraded mode decided instead), by operation.",
     ["operation"],
 )
-RATE_LIMITED = Counter(
+RATE_LIMITED = FastCounter(
     "kratos_hooks_rate_limited_total",
     "Self-service submissions refused by a plain per-IP window, by flow kind.",
     ["flow"],

@@ -254,8 +254,10 @@ def _without_format(raw: str) -> str:
     return "".join([c for c in text if unicodedata.category(c) != "Cf"])
 
 
+@lru_cache(maxsize=4096)
 def address_group(ip: str) -> str:
-    """The unit an address is judged as: IPv4 itself, IPv6 per /64 (one subscriber's prefix)."""
+    """The unit an address is judged as: IPv4 itself, IPv6 per /64 (one subscriber's prefix).
+    Cached (bounded): ``ipaddress`` parses in Python, a few µs of every guarded request."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -158,7 +158,9 @@ def login_submit(guard: Guard) -> Hook:
         try:
             answer = await request.forward(raw)
         except BaseException:
-            await guard.finish(attempt, Outcome.NOT_COUNTED)
+            # Released in the background: no await between catching and re-raising, which
+            # mypyc's compiled coroutines (``proxy.native``) do not carry through safely.
+            guard.finish_soon(attempt, Outcome.NOT_COUNTED)
             raise
         headers = answer.headers
         location = headers.get("Location")

@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 from proxy.guard.policy import ALLOWED, Bucket, Outcome, Verdict
 from proxy.guard.store import BucketReport, FlowHold, RateWindow
-from proxy.kernel.redis import CALL_TIMEOUT, RedisClient, redis_call, scan_keys
+from proxy.kernel.redis import (
+    CALL_TIMEOUT,
+    FAILURES,
+    RedisClient,
+    redis_call,
+    scan_keys,
+    unavailable,
+)
 from proxy.kernel.redis_pipe import RedisPipe
 
 # Mirrors policy.judge / policy.apply; keep the two in step (tests compare them).
@@ -150,7 +157,10 @@ class RedisStore:
 
     async def _run(self, source: str, keys: list[str], args: list[Any]) -> Any:
         if self._pipe is not None:
-            return await self._call(self._pipe.evalsha(source, keys, args))
+            try:  # bounded by the pipe itself: no ``asyncio.timeout`` per login
+                return await self._pipe.evalsha(source, keys, args, timeout=self._timeout)
+            except FAILURES as exc:
+                raise unavailable(exc) from exc
         return await self._call(self._scripts[source](keys=keys, args=args))
 
     async def reserve(

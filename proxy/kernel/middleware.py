@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import ClassVar
 
 import orjson
 from aiohttp import web
@@ -73,41 +74,52 @@ def _children(listener: str, route: str, status: int) -> _Children:
     return children
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request_id_from(request.headers.get("X-Request-ID"))
-    request[REQUEST_ID] = request_id
-    token = request_id_var.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
+class _Observe:
+    """The request id, the metrics and the error shape of every internal request: aiohttp's
+    new-style middleware as an object, because this module is compiled (``proxy.native``) and a
+    compiled function cannot carry the marker ``web.middleware`` would set on it."""
+
+    __middleware_version__: ClassVar[int] = 1
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        request[REQUEST_ID] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
         try:
-            if not request.raw_path.startswith("/"):
-                # Absolute form, authority form (CONNECT), ``*``: no route of ours or Kratos'
-                # is asked for that way, and an absolute URL would be routed by its path.
-                raise BadRequest("The request target must be an absolute path")
-            response = await handler(request)
-        except ConnectionResetError:
-            if request.transport is not None and not request.transport.is_closing():
+            try:
+                if not request.raw_path.startswith("/"):
+                    # Absolute form, authority form (CONNECT), ``*``: no route of ours or Kratos'
+                    # is asked for that way, and an absolute URL would be routed by its path.
+                    raise BadRequest("The request target must be an absolute path")
+                response = await handler(request)
+            except ConnectionResetError:
+                if request.transport is not None and not request.transport.is_closing():
+                    log.exception("unhandled error", extra={"path": request.path})
+                    response = json_error(KratosHooksError(), request_id)
+                else:  # the client hung up while its request was being read
+                    response = _client_gone(ClientGone(), request_id)
+            except ClientGone as exc:
+                response = _client_gone(exc, request_id)
+            except KratosHooksError as exc:
+                response = json_error(exc, request_id)
+            except web.HTTPException as exc:
+                response = _from_http_exception(exc, request_id)
+            except Exception:
                 log.exception("unhandled error", extra={"path": request.path})
                 response = json_error(KratosHooksError(), request_id)
-            else:  # the client hung up while its request was being read
-                response = _client_gone(ClientGone(), request_id)
-        except ClientGone as exc:
-            response = _client_gone(exc, request_id)
-        except KratosHooksError as exc:
-            response = json_error(exc, request_id)
-        except web.HTTPException as exc:
-            response = _from_http_exception(exc, request_id)
-        except Exception:
-            log.exception("unhandled error", extra={"path": request.path})
-            response = json_error(KratosHooksError(), request_id)
-        if not response.prepared:
-            response.headers.setdefault("X-Request-ID", request_id)
-        status = response.status
-        return response
-    finally:
-        count, latency = _children(request.app[LISTENER], request.get(ROUTE, "unmatched"), status)
-        count.inc()
-        latency.observe(time.perf_counter() - started)
-        request_id_var.reset(token)
+            if not response.prepared:
+                response.headers.setdefault("X-Request-ID", request_id)
+            status = response.status
+            return response
+        finally:
+            count, latency = _children(
+                request.app[LISTENER], request.get(ROUTE, "unmatched"), status
+            )
+            count.inc()
+            latency.observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+
+observe = _Observe()

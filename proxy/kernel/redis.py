@@ -56,8 +56,10 @@ class RedisUnavailable(Exception):
     """Redis could not answer (down, reset, silent for ``CALL_TIMEOUT``, refused a script)."""
 
 
-def _describe(exc: BaseException) -> str:
-    return type(exc).__name__
+def unavailable(exc: BaseException) -> RedisUnavailable:
+    """The translation of one of ``FAILURES`` (for a call bounded by its own means, such as
+    the lean pipe's): raise it ``from exc``."""
+    return RedisUnavailable(type(exc).__name__)
 
 
 async def redis_call(call: Awaitable[_T], timeout: float = CALL_TIMEOUT) -> _T:
@@ -66,7 +68,7 @@ async def redis_call(call: Awaitable[_T], timeout: float = CALL_TIMEOUT) -> _T:
         async with asyncio.timeout(timeout):
             return await call
     except FAILURES as exc:
-        raise RedisUnavailable(_describe(exc)) from exc
+        raise unavailable(exc) from exc
 
 
 @contextlib.contextmanager
@@ -75,7 +77,7 @@ def redis_errors() -> Iterator[None]:
     try:
         yield
     except FAILURES as exc:
-        raise RedisUnavailable(_describe(exc)) from exc
+        raise unavailable(exc) from exc
 
 
 def _driver_kwargs() -> dict[str, Any]:

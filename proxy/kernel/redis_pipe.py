@@ -14,6 +14,13 @@ Sentinel or Cluster deployments, stays on redis-py.
 A lost connection fails the calls in flight (``ConnectionError``, which ``redis_call``
 translates like any Redis failure) and is made again by the next call. A caller that gave up
 (its ``redis_call`` bound passed) leaves its reply to be read and dropped in order.
+
+A call given a ``timeout`` is bounded by the pipe itself instead of ``asyncio.timeout`` (whose
+context manager, a timer and a task look-up per call, cost more than the rest of the call):
+its deadline joins a queue that one timer, armed while calls are waiting, checks every
+``SWEEP_EVERY`` seconds; a reply still missing then fails the call with ``TimeoutError``. So a
+bound is kept within ``SWEEP_EVERY`` — and, as deadlines are checked in the order the calls
+were made, a shorter bound behind a longer one waits for it.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_ur
 
 from proxy.kernel.redis import CALL_TIMEOUT
 
+SWEEP_EVERY = 0.025  # how often the deadlines of calls with a ``timeout`` are checked
+
 
 class _Replies(asyncio.Protocol):
     """One connection: writes coalesced per loop turn, replies in order to their futures."""
@@ -39,6 +48,8 @@ class _Replies(asyncio.Protocol):
         self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._out: list[bytes] = []
         self._flush_soon = False
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        self._sweep: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.lost = False
 
@@ -48,6 +59,10 @@ class _Replies(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        self._deadlines.clear()
         error = ConnectionError(f"redis connection lost ({type(exc).__name__ if exc else 'EOF'})")
         while self._waiting:
             future = self._waiting.popleft()
@@ -65,7 +80,7 @@ class _Replies(asyncio.Protocol):
             else:
                 future.set_result(reply)
 
-    def send(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def send(self, command: tuple[Any, ...], timeout: float | None = None) -> asyncio.Future[Any]:
         future = self._loop.create_future()
         if self.lost or self.transport is None:
             future.set_exception(ConnectionError("redis connection lost"))
@@ -75,7 +90,26 @@ class _Replies(asyncio.Protocol):
         if not self._flush_soon:
             self._flush_soon = True
             self._loop.call_soon(self._flush)
+        if timeout is not None:
+            self._deadlines.append((self._loop.time() + timeout, future))
+            if self._sweep is None:
+                self._sweep = self._loop.call_later(SWEEP_EVERY, self._expire)
         return future
+
+    def _expire(self) -> None:
+        """Fail the calls whose deadline has passed; re-arm while any is still waiting."""
+        self._sweep = None
+        now = self._loop.time()
+        deadlines = self._deadlines
+        while deadlines:
+            deadline, future = deadlines[0]
+            if not future.done():
+                if deadline > now:
+                    break
+                future.set_exception(TimeoutError("redis did not answer in time"))
+            deadlines.popleft()
+        if deadlines:
+            self._sweep = self._loop.call_later(SWEEP_EVERY, self._expire)
 
     def _flush(self) -> None:
         self._flush_soon = False
@@ -117,49 +151,60 @@ class RedisPipe:
             return replies
         if self._connecting is None:
             self._connecting = asyncio.Lock()
-        async with self._connecting:
+        lock = self._connecting
+        # Explicit acquire / release rather than ``async with``: a compiled coroutine
+        # (``proxy.native``) awaits nothing while an exception propagates.
+        await lock.acquire()
+        try:
             if self._replies is None or self._replies.lost:
-                self._replies = await self._connect()
+                self._replies = await asyncio.wait_for(self._connect(), self._connect_timeout)
             return self._replies
+        finally:
+            lock.release()
 
     async def _connect(self) -> _Replies:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._connect_timeout):
-            if self._path is not None:
-                _, replies = await loop.create_unix_connection(lambda: _Replies(loop), self._path)
-            else:
-                _, replies = await loop.create_connection(
-                    lambda: _Replies(loop), self._host, self._port, ssl=self._ssl
-                )
-            hello: list[asyncio.Future[Any]] = []
-            if self._password:
-                auth = (
-                    ("AUTH", self._username, self._password)
-                    if self._username
-                    else ("AUTH", self._password)
-                )
-                hello.append(replies.send(auth))
-            if self._db:
-                hello.append(replies.send(("SELECT", self._db)))
-            for reply in hello:
-                await reply
+        if self._path is not None:
+            _, replies = await loop.create_unix_connection(lambda: _Replies(loop), self._path)
+        else:
+            _, replies = await loop.create_connection(
+                lambda: _Replies(loop), self._host, self._port, ssl=self._ssl
+            )
+        hello: list[asyncio.Future[Any]] = []
+        if self._password:
+            auth = (
+                ("AUTH", self._username, self._password)
+                if self._username
+                else ("AUTH", self._password)
+            )
+            hello.append(replies.send(auth))
+        if self._db:
+            hello.append(replies.send(("SELECT", self._db)))
+        for reply in hello:
+            await reply
         return replies
 
-    async def call(self, *command: Any) -> Any:
-        """One command's reply (``hiredis.ReplyError`` for an error reply)."""
-        return await (await self._connection()).send(command)
+    async def call(self, *command: Any, timeout: float | None = None) -> Any:
+        """One command's reply (``hiredis.ReplyError`` for an error reply); with ``timeout``,
+        ``TimeoutError`` when none came in that long (see the module's docstring)."""
+        replies = self._replies
+        if replies is None or replies.lost:
+            replies = await self._connection()
+        return await replies.send(command, timeout)
 
-    async def evalsha(self, source: str, keys: list[str], args: list[Any]) -> Any:
+    async def evalsha(
+        self, source: str, keys: list[str], args: list[Any], *, timeout: float | None = None
+    ) -> Any:
         """Run the Lua ``source`` by its SHA1, loading it once when the server lacks it."""
         sha = self._scripts.get(source)
         if sha is None:
             sha = self._scripts[source] = hashlib.sha1(source.encode()).hexdigest().encode()
         try:
-            return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+            return await self.call("EVALSHA", sha, len(keys), *keys, *args, timeout=timeout)
         except hiredis.ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        return await self.call("EVAL", source, len(keys), *keys, *args)
+        return await self.call("EVAL", source, len(keys), *keys, *args, timeout=timeout)
 
     async def close(self) -> None:
         replies, self._replies = self._replies, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -10,7 +11,7 @@ import pytest
 import uvloop
 
 from proxy.kernel.redis import RedisUnavailable, redis_call
-from proxy.kernel.redis_pipe import RedisPipe
+from proxy.kernel.redis_pipe import SWEEP_EVERY, RedisPipe
 from tests.conftest import REDIS_BASE
 from tests.support.relay import FaultyRelay
 
@@ -93,6 +94,30 @@ async def test_a_caller_that_gave_up_leaves_the_order_of_replies_intact(
         late = asyncio.ensure_future(pipe.call("GET", redis_prefix + "b"))
         relay.resume()
         assert await late == b"B"  # not "A": the abandoned reply was read and dropped
+    finally:
+        await pipe.close()
+
+
+async def test_a_bounded_call_fails_on_time_and_the_order_of_replies_holds(
+    relay_to: RelayTo, redis_prefix: str
+) -> None:
+    """The pipe's own bound (no ``asyncio.timeout``): a silent Redis fails the call within the
+    bound and one sweep, and the late reply is dropped, not handed to the next caller."""
+    host, port = REDIS_BASE.removeprefix("redis://").partition("/")[0].split(":")
+    relay = await relay_to(host, int(port))
+    pipe = RedisPipe(relay.url("redis", "/0"))
+    try:
+        await pipe.call("SET", redis_prefix + "a", "A")
+        await pipe.call("SET", redis_prefix + "b", "B")
+        relay.pause(down=True, up=False)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await pipe.call("GET", redis_prefix + "a", timeout=0.1)
+        waited = time.monotonic() - started
+        assert 0.1 <= waited < 0.1 + SWEEP_EVERY + 0.1, waited
+        late = asyncio.ensure_future(pipe.call("GET", redis_prefix + "b", timeout=5))
+        relay.resume()
+        assert await late == b"B"
     finally:
         await pipe.close()
 

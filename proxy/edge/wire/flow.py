@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Final
 
 
 class Reason:
-    BUFFER = 1  # the request body bound is buffered; no upstream connection attached yet
-    UPSTREAM = 2  # the upstream connection's write buffer is full
-    QUEUE = 4  # pipelined requests wait for the one in flight
-    HOOK = 8  # a hooked route's body is buffered up to its bound; the hook has not asked
-    HALT = 16  # nothing more is read on this connection (upgrade, refused request)
+    BUFFER: Final = 1  # the request body bound is buffered; no upstream connection attached yet
+    UPSTREAM: Final = 2  # the upstream connection's write buffer is full
+    QUEUE: Final = 4  # pipelined requests wait for the one in flight
+    HOOK: Final = 8  # a hooked route's body is buffered up to its bound; the hook has not asked
+    HALT: Final = 16  # nothing more is read on this connection (upgrade, refused request)
 
 
 class ReadGate:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Protocol
+from typing import Any, Protocol
 
 from yarl import URL
 
@@ -129,7 +129,8 @@ class PublicListener:
             ]
         )
         self._sweeper = loop.create_task(run_sweeps(self.clock, interval, self.sweep))
-        return int(self._server.sockets[0].getsockname()[1])
+        sockets: Any = getattr(self._server, "sockets")  # noqa: B009 uvloop: a list
+        return int(sockets[0].getsockname()[1])
 
     def sweep(self, now: float) -> None:
         for conn in list(self.clients):

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proxy.kernel.access_log import AccessLines, logged_path
 from proxy.kernel.http_metrics import HTTP_LATENCY, HTTP_REQUESTS, UPSTREAM_ERRORS, UPSTREAM_LATENCY
+from proxy.kernel.view import RequestView
 
 if TYPE_CHECKING:
     from proxy.edge.wire.exchange import Exchange
@@ -26,7 +27,20 @@ log = logging.getLogger("kratos_hooks.http")
 ACCESS = logging.getLogger("kratos_hooks.access")
 
 
-def access_fields(ex: Exchange, elapsed: float) -> dict[str, Any]:
+class Logged(Protocol):
+    """What an access line reads of an exchange (an ``Exchange``; a test's stand-in)."""
+
+    rid: bytes
+    method: bytes
+    target_text: str
+    view: RequestView
+    status: int
+    upstream_status: int
+    who_ip: bytes
+    bytes_sent: int
+
+
+def access_fields(ex: Logged, elapsed: float) -> dict[str, Any]:
     """The access line's fields of ``ex`` (as ``kernel.access_log.AccessLines.add`` takes them)."""
     return {
         "request_id": ex.rid.decode("latin-1"),

@@ -131,11 +131,16 @@ class WhoamiClient:
         headers["Accept"] = "application/json"
         started = time.perf_counter()
         try:
-            async with self.http.get(
+            # Awaited and released by hand rather than ``async with``: a compiled coroutine
+            # (``proxy.native``) awaits nothing while an exception propagates.
+            response = await self.http.get(
                 self._url, headers=headers, timeout=self._timeout, allow_redirects=False
-            ) as response:
+            )
+            try:
                 body = await response.read()
-                result = classify(response.status, body)
+            finally:
+                response.release()
+            result = classify(response.status, body)
             if result.verdict == "error":
                 log.warning("kratos whoami failed", extra={"http_status": response.status})
         except (aiohttp.ClientError, TimeoutError) as exc:
