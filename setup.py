@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,14 @@ def native_modules() -> list[str]:
     raise SystemExit("setup.py: proxy/native.py has no MODULES")
 
 
+# The commands that only read the metadata (pip asks for it before it builds): no compiling.
+METADATA_ONLY = {"egg_info", "dist_info", "sdist", "--name", "--version"}
+
+
 def extensions() -> list[Any]:
     if os.environ.get("KRATOS_HOOKS_PURE_PYTHON", "") not in ("", "0"):
+        return []
+    if METADATA_ONLY.intersection(sys.argv[1:]):
         return []
     try:
         from mypyc.build import mypycify

@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
-PROXY_LIMIT=${BENCH_PROXY_TIMEOUT:-480}
+PROXY_LIMIT=${BENCH_PROXY_TIMEOUT:-660}
 OTHER_LIMIT=${BENCH_SCRIPT_TIMEOUT:-360}
 
 child=""

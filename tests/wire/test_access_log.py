@@ -3,6 +3,7 @@ the access record of the same request: same keys, same order, same values, same 
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.edge.wire.observe import access_fields
+from proxy.edge.wire.observe import AccessLog, access_fields
 from proxy.kernel.access_log import AccessLines, logged_query, record_fields, redact_query
 from proxy.kernel.logs import JsonFormatter
 from proxy.kernel.view import view_of
@@ -58,6 +59,26 @@ async def test_the_buffered_line_is_the_formatters_line(
     assert list(orjson.loads(fast).items()) == list(orjson.loads(slow).items())
     for secret in ("s3cr3t", ":pw@", "code=c", "hidden"):
         assert secret not in fast.decode()
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/sessions/whoami", "/self-service/logout?token=s3cr3t&return_to=https://u:pw@app/x?code=c"],
+)
+async def test_the_listeners_line_is_the_same_line(
+    target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the data path writes (``AccessLog.write``, no dictionary per request) is the
+    line of the same fields, but for the moment it was written."""
+    caplog.set_level(logging.INFO, logger="kratos_hooks.access")
+    lines = AccessLines()
+    lines.stream = io.BytesIO()
+    ex = exchange(target)
+    AccessLog(lines).write(ex, 0.0012345)
+    written = orjson.loads(lines._lines[0])
+    expected = orjson.loads(lines.line(time.time(), **access_fields(ex, 0.0012345)))
+    assert written.pop("ts")[:16] == expected.pop("ts")[:16]
+    assert list(written.items()) == list(expected.items())
 
 
 @pytest.mark.parametrize(
