@@ -125,8 +125,8 @@ def announce_native() -> None:
         )
     if native.interpreted:
         log.warning(
-            "the hot path runs as plain Python (no mypyc build here): about a third more CPU "
-            "per proxied request",
+            "the hot path runs as plain Python (no mypyc build here): about half again as "
+            "much CPU per proxied request",
             extra={"modules": ",".join(native.interpreted)},
         )
     else:

@@ -4,12 +4,14 @@ modules keep to what mypyc compiles safely."""
 from __future__ import annotations
 
 import ast
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
 
 from proxy.native import MODULES, native_state
+from proxy.server import announce_native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,3 +53,14 @@ def test_no_await_while_an_exception_propagates(path: str) -> None:
         elif isinstance(node, ast.AsyncWith | ast.AsyncFor):
             found.append(f"line {node.lineno}: {type(node).__name__}")
     assert not found, found
+
+
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler here"
+)
+def test_start_up_says_the_hot_path_is_compiled(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kratos_hooks")
+    announce_native()
+    said = [r for r in caplog.records if r.name.startswith("kratos_hooks")]
+    assert [r.getMessage() for r in said] == ["hot path compiled (mypyc)"]
+    assert said[0].levelno == logging.INFO
