@@ -8,11 +8,13 @@ NATIVE := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' proxy/native.py)
 
 .PHONY: run test lint bench chaos soak services tools demo clean
 
-# The install builds the compiled hot path in place (setup.py, mypyc); no C compiler: plain Python.
+# The dependencies first (plain Python), then the compiled hot path built in place against them
+# (setup.py, mypyc, --no-build-isolation: mypy must see their types); no C compiler: plain Python.
 $(STAMP): setup.py setup.cfg pyproject.toml proxy/native.py $(NATIVE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=68' wheel
+	KRATOS_HOOKS_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
 ## run: start the service (embedded defaults when Redis / RabbitMQ / Postgres are not set)

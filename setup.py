@@ -5,9 +5,11 @@ mypy, the project's type checker) when the package is built. Each extension is o
 no C compiler is at hand the build goes on and the same modules run as plain Python (the
 service says which at start-up). ``KRATOS_HOOKS_PURE_PYTHON=1`` skips the compilation.
 
-The build environment has none of the service's dependencies, so mypyc types what it imports
-from them as ``Any`` (``--ignore-missing-imports``); the project's own types, which make the
-speed-up, are all there. ``make lint`` checks the same modules with mypy strict.
+mypyc type-checks the modules with the project's own mypy settings (``setup.cfg``, strict), so
+it needs the service's dependencies installed: ``make`` installs them first, then builds with
+``--no-build-isolation``. In an isolated build (a plain ``pip install .``) they are missing,
+mypy refuses, and the modules stay plain Python: compiled against guessed (``Any``) types, a
+class deriving from a dependency's class would be laid out wrong and crash.
 """
 
 from __future__ import annotations
@@ -48,15 +50,10 @@ def extensions() -> list[Any]:
     except ImportError:
         print("setup.py: mypyc is not installed; the hot path stays plain Python")
         return []
-    os.chdir(HERE)  # mypyc takes paths relative to the project root
-    options = [
-        "--config-file=",  # not setup.cfg's: strict needs the dependencies' types
-        "--ignore-missing-imports",
-        "--follow-imports=silent",
-    ]
+    os.chdir(HERE)  # mypyc takes paths relative to the project root; setup.cfg's [mypy]
     try:
-        built = mypycify([*options, *native_modules()], group_name="proxy.native", opt_level="3")
-    except (Exception, SystemExit) as exc:  # mypyc refused a module: build plain Python
+        built = mypycify(native_modules(), group_name="proxy.native", opt_level="3")
+    except (Exception, SystemExit) as exc:  # mypy or mypyc refused: build plain Python
         print(f"setup.py: mypyc failed ({exc!r}); the hot path stays plain Python")
         return []
     for extension in built:
