@@ -56,11 +56,6 @@ MODULES = (
     "handlers/decisions/subject.py",
     "handlers/decisions/paths.py",
     "handlers/decisions/deny.py",
-    "handlers/credentials/verifier.py",
-    "handlers/credentials/token_cache.py",
-    "handlers/credentials/tokens.py",
-    "handlers/credentials/principal.py",
-    "handlers/credentials/scopes.py",
 )
 
 _EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
