@@ -7,7 +7,9 @@ script on CPU 1:
 - ``bare aiohttp``  an aiohttp app answering 200 to everything, nothing else;
 - ``cache hit``     ``/decisions`` for one session token, cached, kratos-hooks with the
                     defaults: the JSON access log on, ``LOG_LEVEL=INFO``, ``REDIS_URL`` set (the
-                    local Redis, a key prefix of this run), one worker.
+                    local Redis, a key prefix of this run), one worker;
+- ``no access log`` the same with ``ACCESS_LOG=false``: what the access line costs a decision
+                    (the target's ratio is the defaults' one).
 
 They alternate over ``BENCH_ROUNDS`` rounds (which goes first alternates too); the ratio is
 the median of the rounds' ratios, and each target's CPU per request is its process's user +
@@ -88,10 +90,7 @@ def main() -> int:
             wait_http_ok(bare_child, bare)
             rules = work / "rules.toml"
             rules.write_text(RULES)
-            internal = free_port()
             env = {
-                "PUBLIC_LISTEN": f"127.0.0.1:{free_port()}",
-                "INTERNAL_LISTEN": f"127.0.0.1:{internal}",
                 "KRATOS_PUBLIC_URL": standin,
                 "KRATOS_ADMIN_URL": f"http://127.0.0.1:{admin_port}",
                 "TRUSTED_PROXIES": "127.0.0.1/32",
@@ -100,14 +99,24 @@ def main() -> int:
                 "REDIS_KEY_PREFIX": f"kh-bench-{uuid.uuid4().hex[:8]}:",
                 "TOKENS_SQLITE_FILE": str(work / "tokens.sqlite3"),
             }
-            kh = sup.spawn(
-                "kratos-hooks",
-                pinned(PROXY_CPUS, [venv_python(), "-m", "proxy", "serve"]),
-                env=clean_env(env),
-                cwd=REPO_ROOT,
-            )
-            decisions = f"http://127.0.0.1:{internal}/decisions"
-            wait_http_ok(kh, decisions.replace("/decisions", "/health/alive"))
+            services = {}
+            for name, extra in (("kratos-hooks", {}), ("no-access-log", {"ACCESS_LOG": "false"})):
+                internal = free_port()
+                port_env = {
+                    "PUBLIC_LISTEN": f"127.0.0.1:{free_port()}",
+                    "INTERNAL_LISTEN": f"127.0.0.1:{internal}",
+                }
+                child = sup.spawn(
+                    name,
+                    pinned(PROXY_CPUS, [venv_python(), "-m", "proxy", "serve"]),
+                    env=clean_env({**env, **port_env, **extra}),
+                    cwd=REPO_ROOT,
+                )
+                url = f"http://127.0.0.1:{internal}/decisions"
+                wait_http_ok(child, url.replace("/decisions", "/health/alive"))
+                services[name] = (url, child)
+            decisions, kh = services["kratos-hooks"]
+            quiet_url, quiet = services["no-access-log"]
             token = token_file.read_text().split()[0]
             decision = {**FORWARDED, "X-Session-Token": token}
             status, headers = get(decisions, decision)
@@ -117,6 +126,7 @@ def main() -> int:
             targets = {
                 "bare aiohttp": (bare, bare_child.popen.pid),
                 "cache hit": (decisions, kh.popen.pid),
+                "no access log": (quiet_url, quiet.popen.pid),
             }
             rounds: list[dict[str, tuple[wrk.WrkResult, float]]] = []
             for index in range(ROUNDS):
@@ -132,6 +142,7 @@ def main() -> int:
 
     ratios = sorted(r["cache hit"][0].rps / r["bare aiohttp"][0].rps for r in rounds)
     ratio = ratios[len(ratios) // 2]
+    unlogged = sorted(r["no access log"][0].rps / r["bare aiohttp"][0].rps for r in rounds)
     print(
         f"pinned: targets on CPU {PROXY_CPUS}, load on CPU {LOAD_CPUS}; "
         f"{ROUNDS} rounds of {SECONDS:.0f} s"
@@ -148,6 +159,7 @@ def main() -> int:
         f"({', '.join(f'{r:.1%}' for r in ratios)}) (target ≥ {TARGET:.0%}: {verdict}); "
         f"access lines written: {log_lines}"
     )
+    print(f"with ACCESS_LOG=false: {unlogged[len(unlogged) // 2]:.1%} of bare aiohttp (median)")
     return 0
 
 

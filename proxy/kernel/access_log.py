@@ -138,7 +138,6 @@ FLUSH_BYTES = 64 * 1024
 
 
 def record_fields(
-    *,
     request_id: str,
     method: str,
     path: str,
@@ -178,17 +177,7 @@ class AccessLines:
         self._stamp = b""
         self._loop = asyncio.get_running_loop()
 
-    def add(self, **fields: Any) -> None:
-        """Log one request: the keyword arguments of ``record_fields`` (``path`` decoded,
-        ``query`` raw — it is masked here)."""
-        if not ACCESS.isEnabledFor(logging.INFO):  # cached by logging: a dict look-up
-            return
-        if self.stream is None:
-            ACCESS.info("access", extra=record_fields(**fields))
-            return
-        self._append(self.line(time.time(), **fields))
-
-    def add_line(
+    def add(
         self,
         request_id: str,
         method: str,
@@ -201,39 +190,16 @@ class AccessLines:
         bytes_sent: int,
         elapsed: float,
     ) -> None:
-        """``add`` with the fields in ``line``'s order: no dictionary per request (the public
-        listener's data path)."""
-        if self.stream is None or not ACCESS.isEnabledFor(logging.INFO):
-            self.add(
-                request_id=request_id,
-                method=method,
-                path=path,
-                query=query,
-                status=status,
-                upstream_status=upstream_status,
-                route=route,
-                client_ip=client_ip,
-                bytes_sent=bytes_sent,
-                elapsed=elapsed,
-            )
+        """Log one request (``path`` decoded, ``query`` raw — it is masked here). The public
+        listener passes the fields by position: no dictionary per request."""
+        if not ACCESS.isEnabledFor(logging.INFO):  # cached by logging: a dict look-up
             return
-        self._append(
-            self.line(
-                time.time(),
-                request_id,
-                method,
-                path,
-                query,
-                status,
-                upstream_status,
-                route,
-                client_ip,
-                bytes_sent,
-                elapsed,
-            )
-        )
-
-    def _append(self, line: bytes) -> None:
+        fields = (request_id, method, path, query, status, upstream_status, route, client_ip,
+                  bytes_sent, elapsed)  # fmt: skip
+        if self.stream is None:
+            ACCESS.info("access", extra=record_fields(*fields))
+            return
+        line = self.line(time.time(), *fields)
         lines = self._lines
         if not lines:
             self._loop.call_later(FLUSH_SECONDS, self.flush)

@@ -79,30 +79,13 @@ async def test_a_cut_fails_the_calls_in_flight_and_the_next_call_reconnects(
         await pipe.close()
 
 
+@pytest.mark.parametrize("bound", ["redis_call", "the pipe's own"])
 async def test_a_caller_that_gave_up_leaves_the_order_of_replies_intact(
-    relay_to: RelayTo, redis_prefix: str
+    relay_to: RelayTo, redis_prefix: str, bound: str
 ) -> None:
-    host, port = REDIS_BASE.removeprefix("redis://").partition("/")[0].split(":")
-    relay = await relay_to(host, int(port))
-    pipe = RedisPipe(relay.url("redis", "/0"))
-    try:
-        await pipe.call("SET", redis_prefix + "a", "A")
-        await pipe.call("SET", redis_prefix + "b", "B")
-        relay.pause(down=True, up=False)
-        with pytest.raises(RedisUnavailable):  # bounded: silent for longer than the bound
-            await redis_call(pipe.call("GET", redis_prefix + "a"), timeout=0.1)
-        late = asyncio.ensure_future(pipe.call("GET", redis_prefix + "b"))
-        relay.resume()
-        assert await late == b"B"  # not "A": the abandoned reply was read and dropped
-    finally:
-        await pipe.close()
-
-
-async def test_a_bounded_call_fails_on_time_and_the_order_of_replies_holds(
-    relay_to: RelayTo, redis_prefix: str
-) -> None:
-    """The pipe's own bound (no ``asyncio.timeout``): a silent Redis fails the call within the
-    bound and one sweep, and the late reply is dropped, not handed to the next caller."""
+    """A silent Redis fails the call within its bound — ``redis_call``'s, or the pipe's own
+    (``timeout=``: one sweep, no ``asyncio.timeout``) — and the late reply is read and
+    dropped, not handed to the next caller."""
     host, port = REDIS_BASE.removeprefix("redis://").partition("/")[0].split(":")
     relay = await relay_to(host, int(port))
     pipe = RedisPipe(relay.url("redis", "/0"))
@@ -111,13 +94,16 @@ async def test_a_bounded_call_fails_on_time_and_the_order_of_replies_holds(
         await pipe.call("SET", redis_prefix + "b", "B")
         relay.pause(down=True, up=False)
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
-            await pipe.call("GET", redis_prefix + "a", timeout=0.1)
+        with pytest.raises(RedisUnavailable if bound == "redis_call" else TimeoutError):
+            if bound == "redis_call":
+                await redis_call(pipe.call("GET", redis_prefix + "a"), timeout=0.1)
+            else:
+                await pipe.call("GET", redis_prefix + "a", timeout=0.1)
         waited = time.monotonic() - started
         assert 0.1 <= waited < 0.1 + SWEEP_EVERY + 0.1, waited
-        late = asyncio.ensure_future(pipe.call("GET", redis_prefix + "b", timeout=5))
+        late = asyncio.ensure_future(pipe.call("GET", redis_prefix + "b"))
         relay.resume()
-        assert await late == b"B"
+        assert await late == b"B"  # not "A": the abandoned reply was read and dropped
     finally:
         await pipe.close()
 

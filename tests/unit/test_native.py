@@ -16,16 +16,20 @@ from proxy.server import announce_native
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(
-    shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler here"
-)
-def test_every_listed_module_runs_compiled_and_current() -> None:
+COMPILER = shutil.which("cc") is not None or shutil.which("gcc") is not None
+
+
+def test_every_listed_module_runs_compiled_where_a_compiler_is() -> None:
     """``make`` built them (a failed mypyc build falls back to plain Python quietly but for a
-    start-up warning: this is where CI notices)."""
+    start-up warning: this is where CI notices); without a compiler, all are plain Python."""
     state = native_state()
-    assert state.interpreted == ()
+    if COMPILER:
+        assert state.interpreted == ()
+        assert len(state.compiled) == len(MODULES)
+    else:
+        assert state.compiled == ()
+        assert len(state.interpreted) == len(MODULES)
     assert state.stale == ()
-    assert len(state.compiled) == len(MODULES)
 
 
 def _awaits(nodes: list[ast.stmt]) -> bool:
@@ -55,12 +59,16 @@ def test_no_await_while_an_exception_propagates(path: str) -> None:
     assert not found, found
 
 
-@pytest.mark.skipif(
-    shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler here"
-)
-def test_start_up_says_the_hot_path_is_compiled(caplog: pytest.LogCaptureFixture) -> None:
+def test_start_up_says_whether_the_hot_path_is_compiled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="kratos_hooks")
     announce_native()
     said = [r for r in caplog.records if r.name.startswith("kratos_hooks")]
-    assert [r.getMessage() for r in said] == ["hot path compiled (mypyc)"]
-    assert said[0].levelno == logging.INFO
+    if COMPILER:
+        assert [(r.levelno, r.getMessage()) for r in said] == [
+            (logging.INFO, "hot path compiled (mypyc)")
+        ]
+    else:
+        assert [r.levelno for r in said] == [logging.WARNING]
+        assert "runs as plain Python" in said[0].getMessage()

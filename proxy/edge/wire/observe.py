@@ -63,7 +63,7 @@ class AccessLog:
         self.lines = lines if lines is not None else AccessLines()
 
     def write(self, ex: Logged, elapsed: float) -> None:
-        self.lines.add_line(  # ``access_fields``, without a dictionary per request
+        self.lines.add(  # ``access_fields`` by position: no dictionary per request
             ex.rid.decode("latin-1"),
             ex.method.decode("latin-1"),
             logged_path(ex.target_text),
